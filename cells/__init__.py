@@ -1,0 +1,9 @@
+"""RNN cells as the paper's equations, for whole ensembles at once: pure torch, no I/O.
+
+Adding a cell is one small module: a step function under ``@register``.
+"""
+from . import gru, vanilla  # noqa: F401  (registers the cells)
+from .draws import INITS, draw
+from .registry import CELLS, Cell, Params, affine, get_cell, register
+
+__all__ = ["CELLS", "Cell", "INITS", "Params", "affine", "draw", "get_cell", "register"]

@@ -1,0 +1,71 @@
+"""The cell registry: a cell is a name, its gates and one ``step`` function.
+
+Every parameter tensor carries a leading ensemble dimension ``E`` (independent draws or
+independently trained seeds), so one call advances a whole ensemble:
+
+    x: (E, B, n) or (B, n)    h: (E, B, k)    step(p, x, h) -> (E, B, k)
+
+where ``B`` is a batch of sequences sharing the ensemble member's parameters; a 2-D ``x``
+is the same input for every member.
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+import torch
+
+Params = Dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell ``h_t = step(p, x_t, h_{t-1})`` with ``h_{-1} = 0``.
+
+    ``gates`` names the affine maps the cell uses; gate ``g`` owns ``U<g>`` (k, n),
+    ``W<g>`` (k, k) and, when biases are on, ``b<g>`` (k,).
+    """
+
+    name: str
+    gates: Tuple[str, ...]
+    step: Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+    equations: str
+
+    def shapes(self, n: int, k: int, bias: bool = False) -> Dict[str, Tuple[int, ...]]:
+        """Parameter shapes (without the ensemble dimension), in a fixed order."""
+        out: Dict[str, Tuple[int, ...]] = {}
+        for g in self.gates:
+            out[f"U{g}"] = (k, n)
+            out[f"W{g}"] = (k, k)
+            if bias:
+                out[f"b{g}"] = (k,)
+        return out
+
+
+CELLS: Dict[str, Cell] = {}
+
+
+def register(name: str, gates: Tuple[str, ...], equations: str):
+    """Decorator: ``@register("vanilla", ("h",), "h = σ(U x + W h)")`` over a step function."""
+
+    def wrap(step):
+        CELLS[name] = Cell(name, gates, step, equations)
+        return step
+
+    return wrap
+
+
+def get_cell(name: str) -> Cell:
+    try:
+        return CELLS[name]
+    except KeyError:
+        raise ValueError(f"unknown cell {name!r}; known cells: {', '.join(sorted(CELLS))}") from None
+
+
+def affine(p: Params, gate: str, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``U^g x + W^g h (+ b^g)`` for ``x`` (E, B, n) or (B, n) and ``h`` (E, B, k)."""
+    u = p[f"U{gate}"]
+    # An input shared by the ensemble is one (E*k, n) @ (n, B) product instead of E tiny ones.
+    ux = torch.matmul(x, u.transpose(-1, -2)) if x.dim() == 3 else torch.matmul(u, x.T).transpose(-1, -2)
+    # W h first: the sum then takes its contiguous (E, B, k) layout.
+    out = torch.matmul(h, p[f"W{gate}"].transpose(-1, -2)) + ux
+    bias = p.get(f"b{gate}")
+    return out if bias is None else out + bias.unsqueeze(-2)

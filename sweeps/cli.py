@@ -1,0 +1,111 @@
+"""The ``lksweep`` command line. Bad input: one line on stderr, exit code 2."""
+import argparse
+import shlex
+import sys
+from typing import List, Optional
+
+from . import __version__, runner, spec as specs
+from .cluster import resolve_address
+from .errors import SweepError, UsageError
+from .store import Store
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _positive(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} expects an integer >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} expects an integer >= 1, got {value}")
+        return value
+    return parse
+
+
+def _launch_options(p: argparse.ArgumentParser, out_required: bool) -> None:
+    p.add_argument("--out", required=out_required, help="output directory or URI (s3://..., file://...)"
+                   + ("" if out_required else "; default: results/<spec name>"))
+    p.add_argument("--address", help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); default: "
+                   "RAY_ADDRESS if set, else a fresh local instance")
+    p.add_argument("--max-workers", type=_positive("--max-workers"), help="at most this many tasks at a time "
+                   "(a local instance gets this many CPUs); default: every CPU")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace groups that already exist in --out with other settings")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="lksweep", description="Sweeps of the (l,k)-discrepancy and of Reber-grammar "
+                    "training for vanilla RNN and GRU cells, on Ray, into Parquet.")
+    parser.add_argument("--version", action="version", version=f"lksweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    d = sub.add_parser("discrepancy", help="sweep D(l,k) over cells, inits, k and seed ensembles")
+    d.add_argument("--cells", required=True, help="comma-separated cells, e.g. vanilla,gru")
+    d.add_argument("--inits", default="normal", help="parameter draws: normal, xavier, uniform (default normal)")
+    d.add_argument("--l-max", required=True, help="longest sequence length l (one pass gives every l <= l_max)")
+    d.add_argument("--k", required=True, help="hidden sizes, e.g. 1-20 or 4,8,16")
+    d.add_argument("--draws", required=True, help="parameter draws per ensemble (N in the paper)")
+    d.add_argument("--seeds", default="0", help="ensemble seeds, e.g. 0 or 0-4 (default 0)")
+    d.add_argument("--shard-size", help="draws per shard, a multiple of 50 (default 1000)")
+    d.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    _launch_options(d, out_required=True)
+
+    r = sub.add_parser("run", help="run a YAML sweep spec or a shipped one (" + ", ".join(specs.shipped()) + ")")
+    r.add_argument("spec", metavar="SPEC")
+    _launch_options(r, out_required=False)
+
+    s = sub.add_parser("status", help="shards done and pending per table in an output directory")
+    s.add_argument("out", metavar="DIR")
+    return parser
+
+
+def _discrepancy_spec(a) -> specs.Spec:
+    section = {"cells": a.cells, "inits": a.inits, "l_max": a.l_max, "k": a.k, "draws": a.draws,
+               "seeds": a.seeds, "dtype": a.dtype}
+    if a.shard_size is not None:
+        section["shard_size"] = a.shard_size
+    return specs.validate({"name": "discrepancy", "discrepancy": section})
+
+
+def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
+    address = resolve_address(a.address)
+    store = Store(a.out or f"results/{sweep.name}")
+    store.check_writable()
+    command = "lksweep " + " ".join(shlex.quote(x) for x in argv)
+    if not a.out:
+        command += f" --out {shlex.quote(store.display())}"
+    summary = runner.run(sweep, store, address=address, max_workers=a.max_workers, overwrite=a.overwrite,
+                         resume_hint=command)
+    runner.print_summary(summary)
+    print(f"Resume or extend: {command}")
+    return 0
+
+
+def status(a) -> int:
+    from .status import print_status
+    return print_status(Store(a.out))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        a = build_parser().parse_args(argv)
+        if a.command == "discrepancy":
+            return launch(_discrepancy_spec(a), a, argv)
+        if a.command == "run":
+            return launch(specs.load(a.spec), a, argv)
+        return status(a)
+    except (UsageError, SweepError) as e:
+        print(f"lksweep: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

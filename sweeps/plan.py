@@ -1,0 +1,37 @@
+"""Shards and groups: the units a sweep is planned, computed and committed in.
+
+A shard is a piece of work whose id is a hash of its content, so the same work always
+gets the same id whatever the sweep that planned it. A group is the set of shards whose
+merged result is committed as one file of a table; its ``settings`` are what a later
+sweep must agree with to count as the same group.
+"""
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, Tuple
+
+
+def content_hash(obj: Any, length: int = 16) -> str:
+    """A stable hex digest of a JSON-able object (key order does not matter)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Shard:
+    job: str
+    group: str
+    params: Dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        return content_hash({"job": self.job, "params": self.params})
+
+
+@dataclass(frozen=True)
+class Group:
+    job: str
+    name: str
+    settings: Dict[str, Any] = field(hash=False, compare=False)
+    shards: Tuple[Shard, ...] = field(hash=False, compare=False)
+    tables: Tuple[str, ...] = ()
