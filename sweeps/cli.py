@@ -64,12 +64,23 @@ def build_parser() -> Parser:
     return parser
 
 
+def spec_from_options(job: str, section: dict) -> specs.Spec:
+    """A one-section spec from command-line options; errors name the option (``--l-max``),
+    not the spec key (``l_max``)."""
+    section = {key: value for key, value in section.items() if value is not None}
+    try:
+        return specs.validate({"name": job, job: section})
+    except UsageError as e:
+        key, sep, rest = str(e).partition(":")
+        if sep and key in section:
+            raise UsageError(f"--{key.replace('_', '-')}:{rest}") from None
+        raise
+
+
 def _discrepancy_spec(a) -> specs.Spec:
-    section = {"cells": a.cells, "inits": a.inits, "l_max": a.l_max, "k": a.k, "draws": a.draws,
-               "seeds": a.seeds, "dtype": a.dtype}
-    if a.shard_size is not None:
-        section["shard_size"] = a.shard_size
-    return specs.validate({"name": "discrepancy", "discrepancy": section})
+    return spec_from_options("discrepancy", {
+        "cells": a.cells, "inits": a.inits, "l_max": a.l_max, "k": a.k, "draws": a.draws, "seeds": a.seeds,
+        "dtype": a.dtype, "shard_size": a.shard_size})
 
 
 def launch(sweep: specs.Spec, a, argv: List[str]) -> int:

@@ -28,7 +28,7 @@ def parse_ints(value: RangeLike, name: str, minimum: int = 0) -> List[int]:
         raise UsageError(f"{name}: expected at least one integer, got {value!r}")
     low = min(out)
     if low < minimum:
-        raise UsageError(f"{name}: values must be >= {minimum}, got {low}")
+        raise UsageError(f"{name}: must be >= {minimum}, got {low}")
     return sorted(out)
 
 

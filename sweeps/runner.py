@@ -190,7 +190,8 @@ def _commit_group(store, spec, state, fresh):
     state.missing_tables = []
 
 
-def print_summary(summary: Summary, file=sys.stdout) -> None:
+def print_summary(summary: Summary, file=None) -> None:
+    file = file or sys.stdout
     store = summary.store
     print(f"lksweep: {summary.spec.name}: {summary.computed} shard(s) computed, {summary.reused} reused, "
           f"{summary.groups_committed} group(s) committed, {summary.groups_skipped} already done "

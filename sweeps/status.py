@@ -8,7 +8,8 @@ from .store import Store
 from .survey import survey_group
 
 
-def print_status(store: Store, file=sys.stdout) -> int:
+def print_status(store: Store, file=None) -> int:
+    file = file or sys.stdout
     names = store.list_files(store.path("_sweeps"), suffix=".json")
     if not names:
         raise UsageError(f"DIR: {store.display()} holds no lksweep sweep (no _sweeps/ records)")
