@@ -61,6 +61,11 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("status", help="shards done and pending per table in an output directory")
     s.add_argument("out", metavar="DIR")
+
+    f = sub.add_parser("figures", help="draw the paper's figures (and more) from DIR's tables into DIR/figures/")
+    f.add_argument("out", metavar="DIR")
+    rp = sub.add_parser("report", help="write DIR/report.html: the paper's claims against DIR's tables")
+    rp.add_argument("out", metavar="DIR")
     return parser
 
 
@@ -94,6 +99,22 @@ def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
                          resume_hint=command)
     runner.print_summary(summary)
     print(f"Resume or extend: {command}")
+    if sweep.report:
+        if not store.is_local:
+            print(f"No report: figures and report need a local --out; copy the tables and run "
+                  f"`lksweep report DIR`")
+        else:
+            analysis_command("report", store.root)
+    return 0
+
+
+def analysis_command(command: str, out: str) -> int:
+    """``figures`` / ``report``: the analysis package (pandas and matplotlib, no Ray)."""
+    from analysis import commands
+    try:
+        getattr(commands, command)(out)
+    except commands.NoData as e:
+        raise UsageError(str(e)) from None
     return 0
 
 
@@ -110,10 +131,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             return launch(_discrepancy_spec(a), a, argv)
         if a.command == "run":
             return launch(specs.load(a.spec), a, argv)
+        if a.command in ("figures", "report"):
+            return analysis_command(a.command, a.out)
         return status(a)
     except (UsageError, SweepError) as e:
         print(f"lksweep: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a full disk, a lost mount: committed files stay as they were
+        print(f"lksweep: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; files committed "
+              f"so far are intact, run the same command again to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -15,13 +15,14 @@ from .errors import UsageError
 from .jobs import JOBS
 from .plan import Group, content_hash
 
-META_KEYS = {"name", "description"}
+META_KEYS = {"name", "description", "report"}  # report: true -> `run` writes figures and report.html
 
 
 @dataclass(frozen=True)
 class Spec:
     name: str
     sections: Dict[str, Dict]
+    report: bool = False
 
     @property
     def hash(self) -> str:
@@ -31,7 +32,7 @@ class Spec:
         return [g for job, section in self.sections.items() for g in JOBS[job].plan(section)]
 
     def to_dict(self) -> Dict:
-        return {"name": self.name, **self.sections}
+        return {"name": self.name, **({"report": True} if self.report else {}), **self.sections}
 
 
 def shipped() -> List[str]:
@@ -74,4 +75,7 @@ def validate(raw, default_name: str = "sweep") -> Spec:
     name = raw.get("name", default_name)
     if not isinstance(name, str):
         raise UsageError(f"SPEC: name must be a string, got {name!r}")
-    return Spec(name, sections)
+    report = raw.get("report", False)
+    if not isinstance(report, bool):
+        raise UsageError(f"SPEC: report must be true or false, got {report!r}")
+    return Spec(name, sections, report)

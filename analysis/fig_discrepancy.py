@@ -1,0 +1,128 @@
+"""Figures of the ``discrepancy`` table: the paper's Fig 10/11 and what the mean hides.
+
+Every function takes the *summary* frame of :func:`analysis.tables.discrepancy_summary`
+(seeds combined) and returns a Matplotlib Figure; the plotted arrays are exactly the
+summary's numbers (log10 images use ``log10(max(D, FLOOR))``).
+"""
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .tables import grid
+
+FLOOR = 1e-20          # the smallest non-zero distance the store's histograms resolve
+CELL_STYLE = {"vanilla": "-", "gru": "--"}
+
+
+def pick_init(summary: pd.DataFrame) -> str:
+    """The paper's N(0,1) draws when measured, else the first init in the table."""
+    inits = sorted(summary["init"].unique())
+    return "normal" if "normal" in inits else inits[0]
+
+
+def pick_dtype(summary: pd.DataFrame) -> pd.DataFrame:
+    """float64 rows when there are any (the default and the reference), else all rows."""
+    if "dtype" in summary.columns and (summary["dtype"] == "float64").any():
+        return summary[summary["dtype"] == "float64"]
+    return summary
+
+
+def default_ks(ks, want=(1, 3, 5, 10, 20)):
+    ks = sorted(set(int(k) for k in ks))
+    chosen = [k for k in want if k in ks]
+    if chosen and ks[-1] not in chosen and len(chosen) < 5:
+        chosen.append(ks[-1])
+    if len(chosen) < 2:
+        idx = np.unique(np.linspace(0, len(ks) - 1, min(4, len(ks))).round().astype(int))
+        chosen = [ks[i] for i in idx]
+    return chosen
+
+
+def log_grid(g: pd.DataFrame) -> np.ndarray:
+    return np.log10(np.maximum(g.to_numpy(float), FLOOR))
+
+
+def surface(summary: pd.DataFrame, cell: str, init: str = None) -> Figure:
+    """Fig 10 (vanilla) / Fig 11 (GRU): D(l,k) as a surface (linear, as in the paper) and
+    as a heatmap of log10 D (where the vanilla values near 0 become readable)."""
+    s = pick_dtype(summary)
+    init = init or pick_init(s)
+    s = s[(s["cell"] == cell) & (s["init"] == init)]
+    g = grid(s, "mean")
+    ks, ls = g.index.to_numpy(), g.columns.to_numpy()
+    fig = Figure(figsize=(12, 4.8))
+    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
+    L, K = np.meshgrid(ls, ks)
+    ax3.plot_surface(L, K, g.to_numpy(float), cmap="viridis", linewidth=0)
+    ax3.set_xlabel("l"), ax3.set_ylabel("k"), ax3.set_zlabel("D(l,k)")
+    ax3.set_title(f"D(l,k), {cell}, init {init}")
+    ax = fig.add_subplot(1, 2, 2)
+    im = ax.imshow(log_grid(g), aspect="auto", origin="lower", cmap="viridis",
+                   extent=(ls[0] - 0.5, ls[-1] + 0.5, ks[0] - 0.5, ks[-1] + 0.5))
+    fig.colorbar(im, ax=ax, label="log10 D(l,k)")
+    ax.set_xlabel("l"), ax.set_ylabel("k")
+    n = int(s["n_seeds"].max()), int(s["n_draws"].max())
+    ax.set_title(f"log10 mean D ({n[0]} ensemble(s), {n[1]} draws)")
+    fig.tight_layout()
+    return fig
+
+
+def curves(summary: pd.DataFrame, ks=None) -> Figure:
+    """D(l) for chosen k on a log axis, one row per init: left the mean with its 95 %
+    confidence band across ensembles, right the median with the 10-90 % band of draws."""
+    s = pick_dtype(summary)
+    inits = sorted(s["init"].unique())
+    ks = list(ks) if ks is not None else default_ks(s["k"].unique())
+    fig = Figure(figsize=(12, 3.6 * len(inits)))
+    axes = fig.subplots(len(inits), 2, squeeze=False, sharey=True)
+    colors = {k: f"C{i}" for i, k in enumerate(ks)}
+    for row, init in enumerate(inits):
+        left, right = axes[row]
+        for cell in sorted(s["cell"].unique()):
+            for k in ks:
+                d = s[(s["cell"] == cell) & (s["init"] == init) & (s["k"] == k)].sort_values("l")
+                if d.empty:
+                    continue
+                kw = dict(color=colors[k], linestyle=CELL_STYLE.get(cell, ":"), label=f"{cell} k={k}")
+                left.plot(d["l"], d["mean"], gid=f"mean|{cell}|{init}|{k}", **kw)
+                left.fill_between(d["l"], np.maximum(d["ci_lo"], FLOOR), np.maximum(d["ci_hi"], FLOOR),
+                                  color=colors[k], alpha=0.15, linewidth=0)
+                right.plot(d["l"], d["q50"], gid=f"q50|{cell}|{init}|{k}", **kw)
+                right.fill_between(d["l"], np.maximum(d["q10"], FLOOR), np.maximum(d["q90"], FLOOR),
+                                   color=colors[k], alpha=0.15, linewidth=0)
+        for ax, what in ((left, "mean D, 95 % CI across ensembles"), (right, "median, 10-90 % of draws")):
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=1e-18)
+            ax.set_xlabel("l")
+            ax.set_title(f"init {init}: {what}", fontsize=10)
+            ax.grid(True, which="major", alpha=0.3)
+        left.set_ylabel("||h_u - h_v||")
+        left.legend(fontsize=7, ncol=2)
+    fig.text(0.01, 0.005, "solid: vanilla, dashed: GRU. A median of exactly 0 (bit-identical trajectories) "
+             "is not drawn on the log axis.", fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    return fig
+
+
+def frac_distinct(summary: pd.DataFrame) -> Figure:
+    """Share of draws whose ||h_u - h_v|| stays above the sweep's threshold, over (l,k):
+    one panel per cell (columns) and init (rows)."""
+    s = pick_dtype(summary)
+    inits, cells = sorted(s["init"].unique()), sorted(s["cell"].unique())
+    fig = Figure(figsize=(5.2 * len(cells), 3.8 * len(inits)))
+    axes = fig.subplots(len(inits), len(cells), squeeze=False)
+    for r, init in enumerate(inits):
+        for c, cell in enumerate(cells):
+            ax = axes[r][c]
+            d = s[(s["cell"] == cell) & (s["init"] == init)]
+            if d.empty:
+                ax.set_axis_off()
+                continue
+            g = grid(d, "frac_distinct")
+            ks, ls = g.index.to_numpy(), g.columns.to_numpy()
+            im = ax.imshow(g.to_numpy(float), aspect="auto", origin="lower", vmin=0, vmax=1, cmap="magma",
+                           extent=(ls[0] - 0.5, ls[-1] + 0.5, ks[0] - 0.5, ks[-1] + 0.5), gid=f"{cell}|{init}")
+            ax.set_title(f"{cell}, init {init}", fontsize=10)
+            ax.set_xlabel("l"), ax.set_ylabel("k")
+    fig.colorbar(im, ax=axes.ravel().tolist(), label="share of draws with ||h_u - h_v|| > threshold")
+    return fig

@@ -1,0 +1,268 @@
+"""Reading an output directory's Parquet tables, and the intervals the analysis reports.
+
+``load(DIR, table, **filters)`` returns a pandas DataFrame; a filter value that is a list,
+tuple, set or range keeps rows whose column is in it, any other value keeps rows equal to
+it::
+
+    load("results/paper", "discrepancy", cell="gru", k=[5, 10], init="normal")
+    load("results/paper", "runs", task="embedded", protocol="adam")
+
+Intervals (all two-sided, 95 % by default):
+
+- D(l,k) across seed ensembles (:func:`discrepancy_summary`). Each seed is an independent
+  ensemble of ``n_draws`` parameter draws and the table holds its mean. With two or more
+  ensembles the interval is a **Student-t interval over the ensemble means**
+  (mean of means ± t_{S-1} · s/√S): it rests only on the ensembles being independent and
+  their means roughly normal, and it shows the real spread across ensembles — which for the
+  vanilla cell, whose mean is ruled by rare draws, is far larger than the within-ensemble
+  standard error suggests. With a single ensemble there is nothing to spread over, and the
+  interval falls back to the **within-ensemble normal interval** mean ± z · std/√n_draws.
+  The column ``ci_method`` says which was used. D is non-negative: ``ci_lo`` is clipped at 0.
+- Accuracies across training seeds (:func:`mean_ci`): Student-t interval over seeds.
+- Success rates (:func:`wilson`): Wilson score interval for x successes out of n.
+
+No SciPy: the Student-t quantile is computed here (:func:`t_quantile`) from the closed
+form of the t CDF for integer degrees of freedom, inverted by bisection.
+"""
+import json
+import math
+import os
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+TABLES = ("discrepancy", "runs", "epochs", "gradients", "probes")
+META_KEY = b"lksweep"
+
+
+class NoData(ValueError):
+    """DIR holds no lksweep table, or a table asked for is missing or empty."""
+
+
+# ---------------------------------------------------------------------- reading
+def table_dir(out: str, table: str) -> str:
+    return os.path.join(out, table)
+
+
+def table_files(out: str, table: str) -> List[str]:
+    """Committed Parquet files of ``table`` (names starting with '.' or '_' are not committed)."""
+    d = table_dir(out, table)
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.join(d, f) for f in os.listdir(d)
+                  if f.endswith(".parquet") and not f.startswith((".", "_")))
+
+
+def available(out: str) -> List[str]:
+    """Names of the tables ``out`` holds at least one committed file of."""
+    if not os.path.isdir(out):
+        return []
+    return sorted(t for t in os.listdir(out) if not t.startswith((".", "_")) and table_files(out, t))
+
+
+def has(out: str, table: str) -> bool:
+    return bool(table_files(out, table))
+
+
+def load(out: str, table: str, **filters) -> pd.DataFrame:
+    """Table ``table`` of output directory ``out`` as a DataFrame, filtered by column values.
+
+    Raises :class:`NoData` when the table has no committed file, or a filter names a
+    column the table does not have.
+    """
+    files = table_files(out, table)
+    if not files:
+        held = available(out)
+        raise NoData(f"{out} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
+    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    for col, want in filters.items():
+        if col not in df.columns:
+            raise NoData(f"{table}: no column {col!r} to filter on; columns: {', '.join(df.columns)}")
+        if isinstance(want, (list, tuple, set, frozenset, range, np.ndarray, pd.Series)):
+            df = df[df[col].isin(list(want))]
+        else:
+            df = df[df[col] == want]
+    return df.reset_index(drop=True)
+
+
+def file_meta(path: str) -> Dict:
+    """The lksweep metadata (version, spec hash, group, ...) of one committed file."""
+    md = pq.read_metadata(path).metadata or {}
+    return json.loads(md[META_KEY]) if META_KEY in md else {}
+
+
+def provenance(out: str) -> Dict:
+    """What the report lists about ``out``: sweep specs, package versions, committed groups."""
+    sweeps = []
+    sdir = os.path.join(out, "_sweeps")
+    if os.path.isdir(sdir):
+        for f in sorted(os.listdir(sdir)):
+            if f.endswith(".json") and not f.startswith("."):
+                try:
+                    with open(os.path.join(sdir, f)) as fh:
+                        sweeps.append({"hash": f[:-5], "spec": json.load(fh)})
+                except (OSError, json.JSONDecodeError):
+                    continue
+    groups, versions = {}, {}
+    for t in available(out):
+        files = table_files(out, t)
+        groups[t] = len(files)
+        for f in files:
+            v = file_meta(f).get("version", "unknown")
+            versions[v] = versions.get(v, 0) + 1
+    return {"sweeps": sweeps, "groups": groups, "versions": versions}
+
+
+# ---------------------------------------------------------------------- intervals
+def _t_cdf(t: float, df: int) -> float:
+    """CDF of Student's t with integer ``df`` (closed form, Abramowitz & Stegun 26.7.3/4)."""
+    theta = math.atan2(t, math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2 == 1:
+        total, term = 0.0, c
+        if df > 1:
+            total = term
+            for j in range(3, df - 1, 2):
+                term *= c * c * (j - 1) / j
+                total += term
+        a = (2 / math.pi) * (theta + s * total) if df > 1 else (2 / math.pi) * theta
+    else:
+        total, term = 1.0, 1.0
+        for j in range(2, df - 1, 2):
+            term *= c * c * (j - 1) / j
+            total += term
+        a = s * total
+    return 0.5 + 0.5 * a
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p``-quantile of Student's t with ``df`` >= 1 degrees of freedom (bisection)."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    if df > 1000:
+        return z_quantile(p)
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def z_quantile(p: float) -> float:
+    """The ``p``-quantile of the standard normal (bisection on erf)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values: Iterable[float], level: float = 0.95):
+    """(mean, lo, hi) of ``values``: Student-t interval; (mean, nan, nan) for fewer than 2."""
+    x = np.asarray(list(values), dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(x.mean())
+    if len(x) < 2:
+        return (m, math.nan, math.nan)
+    half = t_quantile(0.5 + level / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return (m, m - half, m + half)
+
+
+def wilson(successes: int, n: int, level: float = 0.95):
+    """Wilson score interval (lo, hi) for a rate of ``successes`` out of ``n``; (nan, nan) if n = 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = z_quantile(0.5 + level / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# ---------------------------------------------------------------------- aggregation
+D_KEYS = ["cell", "init", "dtype", "k", "l"]
+
+
+def discrepancy_summary(df: pd.DataFrame, level: float = 0.95, method: str = "auto") -> pd.DataFrame:
+    """One row per (cell, init, dtype, k, l) of a ``discrepancy`` frame, seeds combined.
+
+    Columns: n_seeds, n_draws (total), mean (mean of the ensemble means), ci_lo, ci_hi,
+    ci_method ('seeds': t-interval over ensemble means; 'draws': within-ensemble normal
+    interval, used when there is one ensemble or ``method='draws'``), q10, q50, q90 (means
+    over ensembles of each ensemble's quantile), frac_distinct (share of all draws).
+    """
+    if method not in ("auto", "seeds", "draws"):
+        raise ValueError("method: auto, seeds or draws")
+    keys = [k for k in D_KEYS if k in df.columns]
+    z = z_quantile(0.5 + level / 2)
+    rows = []
+    for key, g in df.groupby(keys, sort=True):
+        n_seeds = len(g)
+        means = g["mean"].to_numpy(float)
+        n = g["n_draws"].to_numpy(float)
+        mean = float(means.mean())
+        if n_seeds >= 2 and method != "draws":
+            _, lo, hi = mean_ci(means, level)
+            how = "seeds"
+        else:
+            # pooled within-ensemble variance (exact for equal-size ensembles with equal means)
+            total = n.sum()
+            pooled_mean = float((means * n).sum() / total)
+            ss = ((g["std"].to_numpy(float) ** 2) * (n - 1)).sum() + (n * (means - pooled_mean) ** 2).sum()
+            sd = math.sqrt(ss / max(total - 1, 1))
+            mean = pooled_mean
+            half = z * sd / math.sqrt(total)
+            lo, hi = mean - half, mean + half
+            how = "draws"
+        rows.append({**dict(zip(keys, key)), "n_seeds": n_seeds, "n_draws": int(n.sum()), "mean": mean,
+                     "ci_lo": max(0.0, lo), "ci_hi": hi, "ci_method": how,
+                     "q10": float(g["q10"].mean()), "q50": float(g["q50"].mean()), "q90": float(g["q90"].mean()),
+                     "frac_distinct": float((g["frac_distinct"] * g["n_draws"]).sum() / n.sum())})
+    return pd.DataFrame(rows)
+
+
+def grid(summary: pd.DataFrame, value: str, index: str = "k", columns: str = "l") -> pd.DataFrame:
+    """A (k x l) pivot of one column of a single cell/init's summary."""
+    return summary.pivot(index=index, columns=columns, values=value).sort_index().sort_index(axis=1)
+
+
+def rate_summary(df: pd.DataFrame, by: List[str], success: str, level: float = 0.95) -> pd.DataFrame:
+    """Success rates with Wilson intervals: one row per ``by`` group of a frame whose boolean
+    column ``success`` says whether each run (training seed) succeeded."""
+    rows = []
+    for key, g in df.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        x, n = int(g[success].sum()), len(g)
+        lo, hi = wilson(x, n, level)
+        rows.append({**dict(zip(by, key)), "successes": x, "n": n, "rate": x / n if n else math.nan,
+                     "lo": lo, "hi": hi})
+    return pd.DataFrame(rows, columns=[*by, "successes", "n", "rate", "lo", "hi"])
+
+
+def accuracy_summary(df: pd.DataFrame, by: List[str], column: str, level: float = 0.95) -> pd.DataFrame:
+    """Mean of ``column`` across runs with a Student-t interval, per ``by`` group."""
+    rows = []
+    for key, g in df.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        m, lo, hi = mean_ci(g[column], level)
+        rows.append({**dict(zip(by, key)), "n": len(g), "mean": m, "lo": lo, "hi": hi})
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "lo", "hi"])
+
+
+def largest_common(summary: pd.DataFrame, column: str, cells: Optional[List[str]] = None):
+    """The largest value of ``column`` present for every cell in ``cells`` (None if none)."""
+    cells = cells or sorted(summary["cell"].unique())
+    sets = [set(summary.loc[summary["cell"] == c, column]) for c in cells]
+    common = set.intersection(*sets) if sets else set()
+    return max(common) if common else None
