@@ -13,9 +13,9 @@ A job module provides:
 """
 from dataclasses import dataclass
 
-from . import discrepancy
+from . import discrepancy, training
 
-JOBS = {discrepancy.JOB: discrepancy}
+JOBS = {discrepancy.JOB: discrepancy, training.JOB: training}
 
 
 @dataclass

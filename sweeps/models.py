@@ -1,0 +1,116 @@
+"""Trainable next-symbol models: a registered cell plus a linear output layer, for an
+ensemble of E independently trained members at once.
+
+    h_t = cell.step(p, x_t, h_{t-1}),  h_{-1} = 0        h_t: (E, B, k)
+    y_t = O h_t (+ b_O)                                   y_t: (E, B, 7), O: (E, 7, k)
+
+Biases (``bias``), all initialised to zero and trainable:
+
+- ``none``: the paper's equations.
+- ``hidden``: one bias per gate (``b<g>``, (k,)), none on the output.
+- ``all``: gate biases and an output bias ``bO`` (7,).
+- ``paper``: the parameter counts the paper reports — 594 for vanilla k=18 (hidden bias,
+  no output bias: 7·18 + 18·18 + 18 + 18·7) and 580 for GRU k=10 (no biases:
+  3·(10·7 + 10·10) + 10·7). So vanilla gets ``hidden``, every other cell ``none``.
+- ``authors``: the authors' training code — vanilla with hidden and output biases, GRU
+  (and other cells) with one bias per gate and none on the output.
+"""
+import zlib
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import cells
+
+N_SYMBOLS = 7
+GUARD = 64          # elements per ensemble-wide tensor beyond the last real member (see hidden_states)
+BIASES = ("paper", "authors", "none", "hidden", "all")
+
+
+def bias_flags(bias: str, cell: str) -> Tuple[bool, bool]:
+    """(gate biases, output bias) of a ``bias`` option for ``cell``."""
+    vanilla = cell == "vanilla"
+    return {
+        "none": (False, False),
+        "hidden": (True, False),
+        "all": (True, True),
+        "paper": (vanilla, False),
+        "authors": (True, vanilla),
+    }[bias]
+
+
+def shapes(cell: str, k: int, bias: str) -> Dict[str, Tuple[int, ...]]:
+    """Every parameter's shape (without E): the cell's, then ``O`` (7, k) and ``bO`` (7,)."""
+    hidden, output = bias_flags(bias, cell)
+    out = dict(cells.get_cell(cell).shapes(N_SYMBOLS, k, hidden))
+    out["O"] = (N_SYMBOLS, k)
+    if output:
+        out["bO"] = (N_SYMBOLS,)
+    return out
+
+
+def n_params(cell: str, k: int, bias: str) -> int:
+    return sum(int(np.prod(s)) for s in shapes(cell, k, bias).values())
+
+
+def generator(*identity) -> np.random.Generator:
+    """A random stream that is a function of ``identity`` (ints and strings) only."""
+    entropy = [zlib.crc32(x.encode()) if isinstance(x, str) else int(x) for x in identity]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+
+
+def init_params(cell: str, k: int, bias: str, init: str, seeds: List[int], dtype=torch.float32) -> cells.Params:
+    """Initial parameters of an ensemble, one member per seed: weights from ``cells.draw``
+    (``init``: normal = the paper's N(0, 1)), biases zero. A member's weights depend only on
+    (seed, cell, k, init), so a seed starts from the same weights on every task, protocol
+    and bias option, whatever ensemble it is trained in."""
+    all_shapes = shapes(cell, k, bias)
+    weights = {name: s for name, s in all_shapes.items() if not name.startswith("b")}
+    members = [cells.draw(weights, 1, init, generator("init", seed, cell, k, init), dtype) for seed in seeds]
+    return {name: (torch.cat([m[name] for m in members]) if name in weights
+                   else torch.zeros(len(seeds), *s, dtype=dtype))
+            for name, s in all_shapes.items()}
+
+
+def hidden_states(cell: cells.Cell, p: cells.Params, x: torch.Tensor, steps: int, probe=None) -> torch.Tensor:
+    """Hidden states (E, B, L, k) for inputs x (E, B, L, n): the first ``steps`` computed,
+    the rest zero. Steps past a sequence's end see x = 0 and are masked by the caller; not
+    computing steps past the batch's longest sequence only saves time.
+
+    ``probe`` (E, B, L, k) of zeros, if given, is added to every h_t so that the gradient
+    of a loss with respect to it is ∂loss/∂h_t through the whole recurrence."""
+    e, b, length, _ = x.shape
+    k = p["O"].shape[-1]
+    # torch computes sigmoid/tanh of the last (numel mod SIMD width) elements of a tensor
+    # with scalar code that rounds differently from its vector code. Appending GUARD members
+    # (copies of the last one, cut off the graph) puts that tail outside the real members,
+    # so a member's numbers never depend on the size of its ensemble.
+    guard = -(-GUARD // (b * k))
+    p = {n: torch.cat([t, t[-1:].detach().expand(guard, *t.shape[1:])]) for n, t in p.items()}
+    x = torch.cat([x, x[-1:].expand(guard, *x.shape[1:])])
+    h = x.new_zeros(e + guard, b, k)
+    out = []
+    for t in range(steps):
+        h = cell.step(p, x[:, :, t], h)
+        if probe is not None:
+            h = h + F.pad(probe[:, :, t], (0, 0, 0, 0, 0, guard))
+        out.append(h[:e])
+    # Padding to the fixed length L keeps every later reduction the same shape whatever the
+    # ensemble, so a member's numbers do not depend on the other members' sequence lengths.
+    return F.pad(torch.stack(out, dim=2), (0, 0, 0, length - steps))
+
+
+def outputs(p: cells.Params, hs: torch.Tensor) -> torch.Tensor:
+    """y = O h (+ bO): (E, B, L, 7) for hidden states (E, B, L, k)."""
+    e, b, length, k = hs.shape
+    y = torch.matmul(hs.reshape(e, b * length, k), p["O"].transpose(-1, -2)).reshape(e, b, length, N_SYMBOLS)
+    return y if "bO" not in p else y + p["bO"][:, None, None, :]
+
+
+def forward(cell: cells.Cell, p: cells.Params, x: torch.Tensor, mask: torch.Tensor, probe=None):
+    """(y, hs) for inputs x (E, B, L, 7) and the real-step mask (E, B, L) or (B, L)."""
+    steps = int(mask.reshape(-1, mask.shape[-1]).any(0).nonzero().max()) + 1
+    hs = hidden_states(cell, p, x, steps, probe)
+    return outputs(p, hs), hs
