@@ -1,0 +1,243 @@
+"""analysis: loading, intervals (checked against independent slow computations), and every
+figure's plotted data against the tables' numbers."""
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import analysis_fixtures as F  # noqa: E402
+from analysis import fig_discrepancy, fig_training, hist  # noqa: E402
+from analysis.figures import FIGURES, Skip, Tables, write_figures  # noqa: E402
+from analysis.tables import NoData, discrepancy_summary, load, mean_ci, t_quantile, wilson, z_quantile  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def disc_dir(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("disc")
+    F.real_discrepancy(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def full_dir(disc_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    F.copy_tables(disc_dir, out, ["discrepancy", "_sweeps"])
+    F.write_training(str(out))
+    return str(out)
+
+
+# ---------------------------------------------------------------------- load
+def test_load_filters_match_pandas(disc_dir):
+    raw = pd.read_parquet(os.path.join(disc_dir, "discrepancy"))
+    got = load(disc_dir, "discrepancy", cell="gru", k=[2, 5], init="normal")
+    want = raw[(raw.cell == "gru") & raw.k.isin([2, 5]) & (raw.init == "normal")]
+    assert len(got) == len(want) == 2 * 3 * 24
+    assert sorted(got["mean"]) == sorted(want["mean"])
+    with pytest.raises(NoData, match="no 'runs' table"):
+        load(disc_dir, "runs")
+    with pytest.raises(NoData, match="no column"):
+        load(disc_dir, "discrepancy", colour="red")
+
+
+# ---------------------------------------------------------------------- intervals
+def _t_pdf(x, df):
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    return c * (1 + x * x / df) ** (-(df + 1) / 2)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 10, 29])
+def test_t_quantile_against_numerical_integration(df):
+    # Independent slow computation: integrate the t density on a fine grid from 0 upward
+    # until half the remaining mass (0.475) is reached.
+    q = t_quantile(0.975, df)
+    x = np.linspace(0, q, 200_001)
+    y = np.array([_t_pdf(v, df) for v in x[::100]])  # coarse check of the pdf formula first
+    assert y[0] > 0
+    pdf = (math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))) * (1 + x * x / df) ** (-(df + 1) / 2)
+    mass = np.trapezoid(pdf, x)
+    assert abs(mass - 0.475) < 1e-6
+    assert abs(t_quantile(0.5, df)) < 1e-9
+    assert abs(t_quantile(0.025, df) + q) < 1e-9
+
+
+def test_mean_ci_coverage_by_simulation():
+    rng = np.random.default_rng(1)
+    hits = 0
+    trials = 4000
+    for _ in range(trials):
+        x = rng.normal(3.0, 2.0, 4)
+        _, lo, hi = mean_ci(x)
+        hits += lo <= 3.0 <= hi
+    assert abs(hits / trials - 0.95) < 0.015
+
+
+@pytest.mark.parametrize("x,n", [(0, 10), (3, 10), (10, 10), (7, 25), (1, 3)])
+def test_wilson_against_brute_force(x, n):
+    # The Wilson interval is the set of p whose score test does not reject: |p_hat - p| <= z sqrt(p(1-p)/n).
+    z = z_quantile(0.975)
+    ps = np.linspace(0, 1, 400_001)
+    ok = ps[np.abs(x / n - ps) <= z * np.sqrt(ps * (1 - ps) / n)]
+    lo, hi = wilson(x, n)
+    assert abs(lo - ok.min()) < 1e-5 and abs(hi - ok.max()) < 1e-5
+
+
+def test_discrepancy_summary_against_direct_computation(disc_dir):
+    raw = pd.read_parquet(os.path.join(disc_dir, "discrepancy"))
+    s = discrepancy_summary(raw)
+    for cell, k, l in [("vanilla", 3, 24), ("gru", 6, 10), ("gru", 1, 1)]:
+        seeds = raw[(raw.cell == cell) & (raw.init == "normal") & (raw.k == k) & (raw.l == l)]
+        row = s[(s.cell == cell) & (s.init == "normal") & (s.k == k) & (s.l == l)].iloc[0]
+        m = seeds["mean"].to_numpy()
+        assert row.n_seeds == 3 and row.n_draws == 600 and row.ci_method == "seeds"
+        half = 4.302652729 * m.std(ddof=1) / math.sqrt(3)       # t_{0.975, 2}
+        assert row["mean"] == pytest.approx(m.mean(), rel=1e-12)
+        assert row.ci_hi == pytest.approx(m.mean() + half, rel=1e-8)
+        assert row.ci_lo == pytest.approx(max(0.0, m.mean() - half), rel=1e-8, abs=1e-300)
+        assert row.frac_distinct == pytest.approx(seeds.frac_distinct.mean())
+    one = discrepancy_summary(raw[raw.seed == 0])
+    r = one[(one.cell == "gru") & (one.init == "normal") & (one.k == 4) & (one.l == 12)].iloc[0]
+    src = raw[(raw.seed == 0) & (raw.cell == "gru") & (raw.init == "normal") & (raw.k == 4) & (raw.l == 12)].iloc[0]
+    assert r.ci_method == "draws"
+    assert r.ci_hi - r["mean"] == pytest.approx(1.959963985 * src["std"] / math.sqrt(200), rel=1e-8)
+
+
+# ---------------------------------------------------------------------- discrepancy figures
+def _image(fig, gid=None):
+    ims = [im for ax in fig.axes for im in ax.get_images() if gid is None or im.get_gid() == gid]
+    assert len(ims) == 1
+    return np.asarray(ims[0].get_array())
+
+
+def test_surface_figures_plot_the_table(disc_dir):
+    raw = pd.read_parquet(os.path.join(disc_dir, "discrepancy"))
+    s = discrepancy_summary(raw)
+    for cell in ("vanilla", "gru"):
+        fig = fig_discrepancy.surface(s, cell)
+        want = (raw[(raw.cell == cell) & (raw.init == "normal")].groupby(["k", "l"])["mean"].mean()
+                .unstack("l").sort_index())
+        np.testing.assert_allclose(_image(fig), np.log10(np.maximum(want.to_numpy(), 1e-20)), rtol=1e-12)
+        assert "init normal" in fig.axes[0].get_title()
+
+
+def test_curves_plot_mean_and_median(disc_dir):
+    raw = pd.read_parquet(os.path.join(disc_dir, "discrepancy"))
+    fig = fig_discrepancy.curves(discrepancy_summary(raw), ks=[1, 6])
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines()}
+    assert len(lines) == 2 * 2 * 2 * 2  # stat x cell x init x k
+    for (cell, init, k) in [("vanilla", "xavier", 6), ("gru", "normal", 1)]:
+        sel = raw[(raw.cell == cell) & (raw.init == init) & (raw.k == k)]
+        mean = sel.groupby("l")["mean"].mean()
+        q50 = sel.groupby("l")["q50"].mean()
+        np.testing.assert_allclose(lines[f"mean|{cell}|{init}|{k}"].get_ydata(), mean.to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(lines[f"q50|{cell}|{init}|{k}"].get_ydata(), q50.to_numpy(), rtol=1e-12)
+        np.testing.assert_array_equal(lines[f"mean|{cell}|{init}|{k}"].get_xdata(), np.arange(1, 25))
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
+
+
+def test_frac_distinct_heatmap(disc_dir):
+    raw = pd.read_parquet(os.path.join(disc_dir, "discrepancy"))
+    fig = fig_discrepancy.frac_distinct(discrepancy_summary(raw))
+    for cell in ("vanilla", "gru"):
+        want = raw[(raw.cell == cell) & (raw.init == "xavier")].groupby(["k", "l"])["frac_distinct"].mean().unstack("l")
+        np.testing.assert_allclose(_image(fig, f"{cell}|xavier"), want.to_numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------- training figures
+def test_probe_heatmaps_plot_the_probes(full_dir):
+    probes = load(full_dir, "probes")
+    fig = fig_training.probe_heatmap(probes, "reber", "vanilla", "output")
+    run = probes[(probes.task == "reber") & (probes.seed == 0) & probes.output_probe]
+    last = run.sort_values("position").groupby("probe").tail(1).set_index("probe").loc[F.REBER_OUT]
+    np.testing.assert_allclose(_image(fig, "paper|"), np.stack(last.probs.to_numpy()), rtol=1e-6)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == F.REBER_OUT
+
+    fig = fig_training.probe_heatmap(probes, "reber", "vanilla", "hidden")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[:3] == ["q0:B", "q1:BT", "q1:BTSS"]
+    hid = probes[(probes.task == "reber") & (probes.seed == 0) & probes.hidden_probe]
+    last = hid.sort_values("position").groupby("probe").tail(1).set_index("probe").loc["BTX"]
+    np.testing.assert_allclose(_image(fig, "paper|")[3], last.hidden, rtol=1e-6)
+
+    fig = fig_training.probe_heatmap(probes, "embedded", "vanilla", "output")   # Fig 6: both protocols
+    for protocol in ("paper", "adam"):
+        r = probes[(probes.task == "embedded-reber") & (probes.cell == "vanilla") & (probes.protocol == protocol)
+                   & (probes.seed == 0) & (probes.probe == "BTBTXSE")].sort_values("position")
+        np.testing.assert_allclose(_image(fig, f"{protocol}|BTBTXSE"), np.stack(r.probs.to_numpy()), rtol=1e-6)
+    fig = fig_training.probe_heatmap(probes, "embedded-reber", "gru", "hidden")
+    assert _image(fig, "paper|BPBTXSE").shape == (7, 10)
+    with pytest.raises(Skip):
+        fig_training.probe_heatmap(probes, "reber", "gru", "output")
+
+
+def test_gradient_histograms_and_distance(full_dir):
+    grads = load(full_dir, "gradients")
+    fig = fig_training.gradient_histograms(grads)
+    steps = {p.get_gid(): p for ax in fig.axes for p in ax.patches}
+    for cell in ("vanilla", "gru"):
+        rows = grads[(grads.cell == cell) & (grads.quantity == "param") & (grads.stage == "trained")]
+        dense = np.zeros(hist.S.N_BINS)
+        for b, c in zip(rows.hist_bin, rows.hist_count):
+            dense[np.asarray(b)] += c                     # bins are distinct within a row
+        share = dense / dense.sum()
+        data = steps[f"paper|trained|{cell}"].get_data()
+        values, edges = data.values, data.edges
+        lo = np.nonzero(dense[2:])[0][0]
+        np.testing.assert_allclose(values, share[2 + lo: 2 + lo + len(values)], rtol=1e-12)
+        assert values.sum() == pytest.approx(1.0)        # every coefficient is in a log bin here
+        assert edges[0] == pytest.approx(10 ** (-20 + lo / 50))
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+
+    fig = fig_training.gradient_vs_distance(grads)
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines()}
+    for cell, k in (("vanilla", 18), ("gru", 10)):
+        rows = grads[(grads.cell == cell) & (grads.quantity == "hidden") & (grads.stage == "trained")].sort_values("distance")
+        ln = lines[f"embedded-reber|paper|{cell}|{k}"]
+        np.testing.assert_array_equal(ln.get_xdata(), rows.distance.to_numpy())
+        np.testing.assert_allclose(ln.get_ydata(), rows.q50.to_numpy(), rtol=1e-12)  # one run: pooled = its median
+
+
+def test_success_rate_bars(full_dir):
+    runs = load(full_dir, "runs")
+    fig = fig_training.success_rates(runs)
+    bars = {b.get_gid(): b for ax in fig.axes for b in ax.patches if b.get_gid()}
+    for (task, cell, k, protocol), accs in F.PAPER_LIKE_RUNS.items():
+        assert bars[f"{task}|{protocol}|{cell}|{k}"].get_height() == pytest.approx(np.mean(np.array(accs) >= 0.95))
+
+
+# ---------------------------------------------------------------------- writing
+def test_write_figures_skips_missing_tables(disc_dir, tmp_path):
+    F.copy_tables(disc_dir, tmp_path, ["discrepancy"])
+    results = write_figures(str(tmp_path))
+    assert {r.name for r in results} == {f.name for f in FIGURES}
+    drawn = {r.name for r in results if r.png}
+    assert drawn == {"fig10_discrepancy_vanilla", "fig11_discrepancy_gru", "discrepancy_curves",
+                     "discrepancy_frac_distinct"}
+    for r in results:
+        if r.png:
+            assert os.path.getsize(r.png) > 1000 and os.path.getsize(r.pdf) > 1000
+        else:
+            assert r.note.startswith(f"skipped {r.name}: no '") and "\n" not in r.note
+
+
+def test_all_figures_from_full_tables(full_dir):
+    tables = Tables(full_dir)
+    for spec in FIGURES:
+        fig = spec.build(tables)
+        assert fig.axes, spec.name
+
+
+def test_cli_figures(cli, full_dir, tmp_path):
+    code, out, err = cli("figures", full_dir)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith(f"{len(FIGURES)} figure(s) written")
+    assert sorted(os.listdir(os.path.join(full_dir, "figures"))) == sorted(
+        [f"{f.name}.png" for f in FIGURES] + [f"{f.name}.pdf" for f in FIGURES])
+    code, out, err = cli("figures", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "holds no lksweep table" in err
+    code, out, err = cli("report", tmp_path / "nope")
+    assert code == 2 and "not a directory" in err

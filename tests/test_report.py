@@ -1,0 +1,155 @@
+"""The report: verdict rules flip with the tables, the page loads in a real headless browser
+with every image decoded, and `lksweep run` with `report: true` ends with the report."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import analysis_fixtures as F  # noqa: E402
+from analysis import claims as C  # noqa: E402
+from analysis.report import write_report  # noqa: E402
+from analysis.tables import load  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def disc_dir(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("disc")
+    F.real_discrepancy(out)
+    return str(out)
+
+
+def _scopes(claim):
+    return {f.scope: f.verdict for f in claim.findings}
+
+
+# ---------------------------------------------------------------------- verdict rules
+def test_claim1_flips(tmp_path):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    F.write_runs(str(good), {("reber", "vanilla", 5, "paper"): [1.0] * 6})     # Wilson [61 %, 100 %]
+    F.write_runs(str(bad), {("reber", "vanilla", 5, "paper"): [0.4] * 6})      # Wilson [0 %, 39 %]
+    assert _scopes(C.claim1(load(str(good), "runs"))) == {"protocol paper": C.SUPPORTED}
+    assert _scopes(C.claim1(load(str(bad), "runs"))) == {"protocol paper": C.NOT_SUPPORTED}
+    F.write_runs(str(tmp_path / "few"), {("reber", "vanilla", 5, "paper"): [1.0] * 3})  # [44 %, 100 %]
+    assert _scopes(C.claim1(load(str(tmp_path / "few"), "runs"))) == {"protocol paper": C.INCONCLUSIVE}
+    assert C.claim1(None).verdict == C.NOT_MEASURED
+
+
+def test_claim2_flips_per_protocol(tmp_path):
+    F.write_runs(str(tmp_path), {
+        ("embedded-reber", "vanilla", 18, "paper"): [0.5] * 6,
+        ("embedded-reber", "gru", 10, "paper"): [1.0] * 6,
+        ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,   # DESIGN.md: Adam can solve it
+        ("embedded-reber", "gru", 10, "adam"): [1.0] * 6,
+        ("embedded-reber", "vanilla", 18, "sgd"): [1.0] + [0.5] * 5,
+        ("embedded-reber", "gru", 10, "sgd"): [1.0] * 3 + [0.5] * 3,
+    })
+    c = C.claim2(load(str(tmp_path), "runs"))
+    assert _scopes(c) == {"protocol adam": C.NOT_SUPPORTED, "protocol paper": C.SUPPORTED,
+                          "protocol sgd": C.INCONCLUSIVE}
+    assert c.verdict.startswith("depends:")
+    assert "GRU 6/6 = 100%" in c.findings[1].summary and "vanilla 0/6 = 0%" in c.findings[1].summary
+
+
+def test_claim3_flips(tmp_path):
+    F.write_gradients(str(tmp_path / "alike"), F.ALIKE_GRADIENTS)
+    F.write_gradients(str(tmp_path / "vanish"), {("embedded-reber", "vanilla", 18, "paper"): (-11.0, 0.1),
+                                                 ("embedded-reber", "gru", 10, "paper"): (-3.0, 0.9)})
+    alike = C.claim3(load(str(tmp_path / "alike"), "gradients"))
+    vanish = C.claim3(load(str(tmp_path / "vanish"), "gradients"))
+    scope = "protocol paper, embedded-reber (trained models)"
+    assert _scopes(alike) == {scope: C.SUPPORTED}
+    assert _scopes(vanish) == {scope: C.NOT_SUPPORTED}
+    row = vanish.findings[0].table.set_index("cell")
+    assert row.loc["vanilla", "vanishing"] > 0.9 and row.loc["gru", "vanishing"] < 0.01
+
+
+def test_claim4_flips(disc_dir, tmp_path):
+    real = C.claim4(load(disc_dir, "discrepancy"))
+    assert _scopes(real)["init normal"] == C.SUPPORTED
+    # Doctor the table: the vanilla rows take the GRU's numbers -> nothing vanishes.
+    df = load(disc_dir, "discrepancy")
+    gru = df[df.cell == "gru"].copy()
+    swapped = pd.concat([gru, gru.assign(cell="vanilla")], ignore_index=True)
+    flipped = C.claim4(swapped)
+    assert _scopes(flipped)["init normal"] == C.NOT_SUPPORTED
+    assert _scopes(C.claim4(df[df.cell == "gru"])) == {"init normal": C.NOT_MEASURED, "init xavier": C.NOT_MEASURED}
+    assert _scopes(C.claim4(df[df.l <= 10]))["init normal"] == C.NOT_MEASURED   # l too short to judge
+
+
+# ---------------------------------------------------------------------- the page
+@pytest.fixture(scope="module")
+def report_dir(disc_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    F.copy_tables(disc_dir, out, ["discrepancy", "_sweeps"])
+    F.write_training(str(out))
+    path = write_report(str(out))
+    return str(out), path
+
+
+def test_report_states_claims_rules_and_provenance(report_dir):
+    out, path = report_dir
+    page = open(path).read()
+    for n in (1, 2, 3, 4):
+        assert f"Claim {n}:" in page
+        assert C.RULES[n].split(".")[0].replace("'", "&#x27;")[:40] in page
+    assert page.count("<img ") == 12 and page.count("data:image/png;base64,") == 12
+    # per-protocol claim 2: the paper protocol supports it, Adam (vanilla 5/6) leaves it inconclusive
+    assert re.search(r"protocol paper <span class=\"v\"[^>]*>supported", page)
+    assert re.search(r"protocol adam <span class=\"v\"[^>]*>inconclusive", page)
+    from sweeps import __version__
+    assert f"lksweep version in the files' metadata: {__version__} (72 file(s))" in page
+    assert "<td class='l'>discrepancy</td><td>72</td><td>72</td>" in page     # committed / planned groups
+    assert "&quot;draws&quot;: 200" in page                                    # the spec
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("no chromium in CI: apt-get install -y chromium")
+    pytest.skip("chromium is not installed (apt-get install -y chromium)")
+
+
+def test_report_loads_in_headless_browser(report_dir, tmp_path):
+    out, path = report_dir
+    probe = ("<script>window.__errors=[];window.addEventListener('error',e=>window.__errors.push(String(e.message)));"
+             "window.addEventListener('load',()=>{const im=[...document.images];"
+             "document.body.setAttribute('data-probe',im.length+':'+im.filter(i=>i.complete&&i.naturalWidth>0)"
+             ".length+':'+window.__errors.length)});</script>")
+    page = open(path).read()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("<head>", "<head>" + probe, 1))
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--virtual-time-budget=10000",
+           f"--user-data-dir={tempfile.mkdtemp()}", "--dump-dom", probed.as_uri()]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    m = re.search(r'data-probe="(\d+):(\d+):(\d+)"', r.stdout)
+    assert m, r.stderr[-2000:]
+    total, decoded, errors = map(int, m.groups())
+    assert total == 12 and decoded == 12 and errors == 0
+    assert "Verdicts at a glance" in r.stdout
+
+
+# ---------------------------------------------------------------------- run + report
+def test_run_spec_with_report_ends_with_report(cli, tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nreport: true\ndiscrepancy:\n  cells: [vanilla, gru]\n  l_max: 22\n"
+                    "  k: 2-3\n  draws: 100\n  seeds: 0-1\n")
+    out = tmp_path / "out"
+    code, stdout, err = cli("run", spec, "--out", out)
+    assert code == 0, err
+    last = stdout.strip().splitlines()[-1]
+    assert last == f"Report: {out / 'report.html'}"
+    assert (out / "report.html").exists() and (out / "figures" / "fig10_discrepancy_vanilla.pdf").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("report: true", "report: yes please"))
+    code, stdout, err = cli("run", bad, "--out", tmp_path / "out2")
+    assert code == 2 and "report must be true or false" in err
