@@ -55,6 +55,29 @@ def build_parser() -> Parser:
     d.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     _launch_options(d, out_required=True)
 
+    t = sub.add_parser("train", help="train vanilla/GRU models on (embedded) Reber grammars over many seeds")
+    t.add_argument("--task", required=True, help="reber, embedded-reber or both (comma-separated)")
+    t.add_argument("--cells", required=True, help="CELL:K items, e.g. vanilla:18,gru:10")
+    t.add_argument("--protocol", required=True, help="paper, adam or paper,adam")
+    t.add_argument("--seeds", default="0", help="training seeds, e.g. 0-31 (default 0)")
+    t.add_argument("--n-train", help="training strings (default 250 reber, 2000 embedded); the test set is as large")
+    t.add_argument("--max-epochs", help="epoch cap (default 1000 paper, 200 adam)")
+    t.add_argument("--lr", help="learning rate (default: the protocol's for the task)")
+    t.add_argument("--bias", help="paper (default), authors, none, hidden or all")
+    t.add_argument("--dtype", help="float32 (default) or float64")
+    t.add_argument("--checkpoint-s", help="seconds between checkpoints of a running ensemble (default 60)")
+    _launch_options(t, out_required=True)
+
+    g = sub.add_parser("grammar", help="sample or check (embedded) Reber strings")
+    actions = g.add_subparsers(dest="action", required=True, parser_class=Parser)
+    gs = actions.add_parser("sample", help="print N strings of the grammar, one a line")
+    gs.add_argument("-n", type=_positive("-n"), default=1, help="strings to sample (default 1)")
+    gs.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gc = actions.add_parser("check", help="exit 0 when every STRING is valid, 1 otherwise")
+    gc.add_argument("strings", nargs="+", metavar="STRING")
+    for action in (gs, gc):
+        action.add_argument("--embedded", action="store_true", help="the embedded Reber grammar")
+
     r = sub.add_parser("run", help="run a YAML sweep spec or a shipped one (" + ", ".join(specs.shipped()) + ")")
     r.add_argument("spec", metavar="SPEC")
     _launch_options(r, out_required=False)
@@ -86,6 +109,39 @@ def _discrepancy_spec(a) -> specs.Spec:
     return spec_from_options("discrepancy", {
         "cells": a.cells, "inits": a.inits, "l_max": a.l_max, "k": a.k, "draws": a.draws, "seeds": a.seeds,
         "dtype": a.dtype, "shard_size": a.shard_size})
+
+
+def _train_spec(a) -> specs.Spec:
+    return spec_from_options("training", {
+        "task": a.task, "cells": a.cells, "protocol": a.protocol, "seeds": a.seeds, "n_train": a.n_train,
+        "max_epochs": a.max_epochs, "lr": a.lr, "bias": a.bias, "dtype": a.dtype, "checkpoint_s": a.checkpoint_s})
+
+
+def grammar(a) -> int:
+    """``grammar sample``: one string a line; ``grammar check``: 0 when all are valid, else 1."""
+    from . import models, reber
+    if a.action == "sample":
+        if a.seed < 0:
+            raise UsageError(f"--seed: expected an integer >= 0, got {a.seed}")
+        for s in reber.sample_set(models.generator("cli", a.seed), a.n, a.embedded):
+            print(s)
+        return 0
+    for s in a.strings:
+        bad = sorted(set(s) - set(reber.ALPHABET))
+        if bad:
+            raise UsageError(f"STRING: {s!r} has symbol(s) {', '.join(map(repr, bad))} outside the alphabet "
+                             f"{reber.ALPHABET}")
+    invalid = 0
+    for s in a.strings:
+        states, pos = reber.walk(s, a.embedded)
+        if pos is None:
+            print(f"{s}: valid")
+            continue
+        invalid += 1
+        allowed = "".join(reber.moves(states[-1] if states else reber.START, a.embedded))
+        found = f"{s[pos]!r}" if pos < len(s) else "the end of the string"
+        print(f"{s}: invalid at position {pos} (0-based): {found} where the grammar allows {', '.join(allowed)}")
+    return 1 if invalid else 0
 
 
 def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
@@ -129,6 +185,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         a = build_parser().parse_args(argv)
         if a.command == "discrepancy":
             return launch(_discrepancy_spec(a), a, argv)
+        if a.command == "train":
+            return launch(_train_spec(a), a, argv)
+        if a.command == "grammar":
+            return grammar(a)
         if a.command == "run":
             return launch(specs.load(a.spec), a, argv)
         if a.command in ("figures", "report"):

@@ -74,13 +74,13 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULTS = {"n_train": None, "n_test": None, "lr": None, "max_epochs": None, "batch_size": None,
             "bias": "paper", "init": "normal", "data_seed": 0, "dtype": "float32", "tol": 1e-5,
             "checkpoint_s": 60.0}
-REQUIRED = ("tasks", "cells", "protocols", "seeds")
+REQUIRED = ("task", "cells", "protocol", "seeds")
 
 
 # --------------------------------------------------------------------------- spec
 def validate(section) -> Dict:
     """Check a ``training`` section: one experiment block (a mapping) or a list of them.
-    Each block is the product tasks x cells x protocols x seeds with shared settings."""
+    Each block is the product task x cells x protocol x seeds with shared settings."""
     blocks = section if isinstance(section, list) else [section]
     if not blocks:
         raise UsageError("training: expected an experiment mapping or a non-empty list of them")
@@ -102,9 +102,9 @@ def _block(block, i: int) -> Dict:
             raise UsageError(f"{where}: missing required key {key!r}")
     s = {**DEFAULTS, **block}
     out = {
-        "tasks": _names(s["tasks"], "task", reber.TASKS),
+        "task": _names(s["task"], "task", reber.TASKS),
         "cells": _cells(s["cells"]),
-        "protocols": _names(s["protocols"], "protocol", PROTOCOLS),
+        "protocol": _names(s["protocol"], "protocol", PROTOCOLS),
         "seeds": parse_ints(s["seeds"], "seeds", minimum=0),
         "bias": _names(s["bias"], "bias", models.BIASES)[0],
         "init": _names(s["init"], "init", cells.INITS)[0],
@@ -141,7 +141,7 @@ def _cells(value) -> List[List]:
             raise UsageError(f"cells: expected CELL:K (e.g. gru:10), got {item!r}")
         if name not in cells.CELLS:
             raise UsageError(f"cells: unknown cell {name!r}; allowed: {', '.join(sorted(cells.CELLS))}")
-        out += [[name, kk] for kk in parse_ints(k, f"cells ({name} k)", minimum=1)]
+        out += [[name, kk] for kk in parse_ints(k, "cells", minimum=1)]
     return [list(c) for c in dict.fromkeys(tuple(c) for c in out)]
 
 
@@ -173,9 +173,9 @@ def plan(section: Dict) -> List[Group]:
     the same run)."""
     groups: Dict[str, Group] = {}
     for ex in section["experiments"]:
-        for task in ex["tasks"]:
+        for task in ex["task"]:
             for cell, k in ex["cells"]:
-                for name in ex["protocols"]:
+                for name in ex["protocol"]:
                     protocol = PROTOCOLS[name]
                     n_train = ex["n_train"] or N_TRAIN[task]
                     settings = {
@@ -434,21 +434,20 @@ def unpack(shard_table: pa.Table) -> Dict[str, pa.Table]:
 
 def compute(params_list: List[Dict], states: List[Optional[bytes]]) -> List:
     """Train the runs of ``params_list`` (one configuration, several seeds) as one ensemble
-    for about ``checkpoint_s`` seconds; a run that has stopped returns its tables, the
-    others a Checkpoint to be resumed from (always at an epoch boundary)."""
+    for about ``checkpoint_s`` seconds (at least one epoch); a run that has stopped returns
+    its tables, the others a Checkpoint to be resumed from (always at an epoch boundary)."""
     from .jobs import Checkpoint   # here: sweeps.jobs imports this module
 
     torch.set_num_threads(1)
     deadline = time.monotonic() + params_list[0]["checkpoint_s"]
     ens = Ensemble(params_list, list(states or [None] * len(params_list)))
     results: Dict[int, pa.Table] = {}
-    stopped = [i for i, m in enumerate(ens.members) if m["stop"] is not None]
-    while True:
+    while ens.active():   # at least one epoch per call, so every call makes progress
+        stopped = ens.epoch()
         if stopped:
             results.update(zip(stopped, ens.finish(stopped)))
-        if not ens.active() or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             break
-        stopped = ens.epoch()
     return [results[i] if i in results else Checkpoint(ens.state(i), f"epoch {m['epoch']}")
             for i, m in enumerate(ens.members)]
 
