@@ -10,8 +10,9 @@ def check_dir(out: str) -> None:
         raise NoData(f"DIR: {out} is not a directory")
 
 
-def figures(out: str, file=sys.stdout):
+def figures(out: str, file=None):
     """Write DIR/figures/*.png|pdf, print one line per figure written or skipped."""
+    file = file or sys.stdout
     from .figures import write_figures
     check_dir(out)
     results = write_figures(out)
@@ -22,8 +23,9 @@ def figures(out: str, file=sys.stdout):
     return results
 
 
-def report(out: str, file=sys.stdout) -> str:
+def report(out: str, file=None) -> str:
     """Figures, then DIR/report.html; the last line printed says where the report is."""
+    file = file or sys.stdout
     from .report import write_report
     results = figures(out, file)
     path = write_report(out, results)

@@ -45,7 +45,8 @@ def pick_runs(probes: pd.DataFrame, task: str, cell: str) -> Dict[str, pd.DataFr
         raise NothingToDraw(f"no {cell} probes on {task}")
     p = p[p["k"] == pick_k(p, task, cell)]
     out = {}
-    for protocol, g in p.groupby("protocol", sort=True):
+    for protocol in sorted(set(p["protocol"]), key=lambda x: (x != "paper", x)):
+        g = p[p["protocol"] == protocol]
         seed = g["seed"].min()
         out[protocol] = g[g["seed"] == seed]
     return out
@@ -215,8 +216,12 @@ def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
     stage = "trained" if (g["stage"] == "trained").any() else "init"
     g = g[g["stage"] == stage]
     panels = sorted({(t, p) for t, p in zip(g["task"], g["protocol"])})
-    fig = Figure(figsize=(5.5 * len(panels), 3.8))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    ncols = min(2, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(6 * ncols, 3.8 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
     for ax, (task, protocol) in zip(axes, panels):
         d = g[(g["task"] == task) & (g["protocol"] == protocol)]
         for (cell, k), dc in d.groupby(["cell", "k"], sort=True):

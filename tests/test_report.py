@@ -48,10 +48,12 @@ def test_claim2_flips_per_protocol(tmp_path):
         ("embedded-reber", "gru", 10, "adam"): [1.0] * 6,
         ("embedded-reber", "vanilla", 18, "sgd"): [1.0] + [0.5] * 5,
         ("embedded-reber", "gru", 10, "sgd"): [1.0] * 3 + [0.5] * 3,
+        ("embedded-reber", "vanilla", 18, "short"): [0.5] * 6,   # neither cell learned: says nothing
+        ("embedded-reber", "gru", 10, "short"): [0.5] * 6,
     })
     c = C.claim2(load(str(tmp_path), "runs"))
     assert _scopes(c) == {"protocol adam": C.NOT_SUPPORTED, "protocol paper": C.SUPPORTED,
-                          "protocol sgd": C.INCONCLUSIVE}
+                          "protocol sgd": C.INCONCLUSIVE, "protocol short": C.INCONCLUSIVE}
     assert c.verdict.startswith("depends:")
     assert "GRU 6/6 = 100%" in c.findings[1].summary and "vanilla 0/6 = 0%" in c.findings[1].summary
 
@@ -65,6 +67,7 @@ def test_claim3_flips(tmp_path):
     scope = "protocol paper, embedded-reber (trained models)"
     assert _scopes(alike) == {scope: C.SUPPORTED}
     assert _scopes(vanish) == {scope: C.NOT_SUPPORTED}
+    assert "Beyond the paper" in vanish.findings[0].summary
     row = vanish.findings[0].table.set_index("cell")
     assert row.loc["vanilla", "vanishing"] > 0.9 and row.loc["gru", "vanishing"] < 0.01
 
