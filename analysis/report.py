@@ -78,6 +78,22 @@ def planned_groups(sweeps: List[Dict]) -> Dict[str, int]:
         return {}
 
 
+def data_checks(out: str) -> List[str]:
+    """Impossible values in the tables, stated on the page rather than hidden."""
+    warnings = []
+    try:
+        from .tables import load
+        d = load(out, "discrepancy")
+    except NoData:
+        return warnings
+    bad = d[(d["frac_distinct"] > 1) | (d["frac_distinct"] < 0)]
+    if len(bad):
+        warnings.append(f"{len(bad)} discrepancy row(s) have frac_distinct outside [0, 1] (up to "
+                        f"{bad['frac_distinct'].max():.3f}; e.g. {bad.iloc[0]['cell']} k={bad.iloc[0]['k']}): the "
+                        f"share of distinct draws and the quantiles of those groups are suspect; means are not affected.")
+    return warnings
+
+
 def render(out: str, results: List[Result], claims: List[C.Claim]) -> str:
     prov = provenance(out)
     by_name = {r.name: r for r in results}
@@ -96,7 +112,10 @@ def render(out: str, results: List[Result], claims: List[C.Claim]) -> str:
             first = f"<td class='l' rowspan='{len(findings)}'>{c.number}. {html.escape(c.statement)}</td>" if i == 0 else ""
             parts.append(f"<tr>{first}<td class='l'>{html.escape(f.scope)}</td><td class='l'>{badge(f.verdict)}</td>"
                          f"<td class='l'>{html.escape(f.summary)}</td></tr>")
-    parts.append("</table><p class='note'>Verdicts: <b>supported</b> / <b>not supported</b> by the rule below; "
+    parts.append("</table>")
+    for w in data_checks(out):
+        parts.append(f"<p style='color:#b3261e'><b>Data check:</b> {html.escape(w)}</p>")
+    parts.append("<p class='note'>Verdicts: <b>supported</b> / <b>not supported</b> by the rule below; "
                  "<b>inconclusive</b>: measured, but the 95 % intervals do not decide (more seeds would); "
                  "<b>not measured</b>: the table is missing.</p>")
     for c in claims:

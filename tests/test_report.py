@@ -156,3 +156,13 @@ def test_run_spec_with_report_ends_with_report(cli, tmp_path):
     bad.write_text(spec.read_text().replace("report: true", "report: yes please"))
     code, stdout, err = cli("run", bad, "--out", tmp_path / "out2")
     assert code == 2 and "report must be true or false" in err
+
+
+def test_impossible_values_are_flagged(disc_dir, tmp_path):
+    from analysis.report import data_checks
+    assert data_checks(disc_dir) == []
+    df = load(disc_dir, "discrepancy")
+    os.makedirs(tmp_path / "discrepancy")
+    df.assign(frac_distinct=df.frac_distinct.where(df.k != 3, 1.02)).to_parquet(tmp_path / "discrepancy" / "x.parquet")
+    (w,) = data_checks(str(tmp_path))
+    assert w.startswith("288 discrepancy row(s) have frac_distinct outside [0, 1]")
