@@ -6,6 +6,7 @@ filesystem. A rerun of the same command skips every committed group and finished
 """
 import os
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
         store.write_json(store.path("_sweeps", f"{spec.hash}.json"), spec.to_dict())
         summary = Summary(spec, store, tables=sorted({t for s in states for t in s.group.tables}))
         for s in states:
+            for path in s.corrupt:
+                print(f"lksweep: {store.display(path)} is truncated or corrupt; computing it again", file=sys.stderr)
             summary.recomputed_corrupt += s.corrupt
             summary.reused += len(s.done)
             if s.committed:
@@ -99,14 +102,12 @@ def _batches(states: List[GroupState]):
 
 
 def _compute(spec, store, states, address, max_workers, summary, resume_hint):
-    log_path = os.path.join(store.root if store.is_local else os.getcwd(), "_logs", "ray.log")
+    log_dir = store.root if store.is_local else os.path.join(tempfile.gettempdir(), "lksweep", spec.hash)
+    log_path = os.path.join(log_dir, "_logs", "ray.log")
     batches = deque(_batches(states))
     remaining = {s.group.name: len(s.todo) for s in states}
     fresh: Dict[str, Dict] = {s.group.name: {} for s in states}
     with console_to(log_path) as console:
-        for path in summary.recomputed_corrupt:
-            print(f"lksweep: {store.display(path)} is truncated or corrupt; computing that shard again",
-                  file=console)
         ray, started = start_ray(address, max_workers if address is None else None)
         task = ray.remote(jobs.compute).options(num_cpus=1, max_retries=3)
         window = max_workers or 2 * int(ray.cluster_resources().get("CPU", 1))
@@ -148,10 +149,13 @@ def _compute(spec, store, states, address, max_workers, summary, resume_hint):
                 for ref in ready:
                     finish(ref)
         except KeyboardInterrupt:
-            # Stop submitting; keep whatever already finished.
-            ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0) if in_flight else ([], [])
-            for ref in ready:
-                finish(ref)
+            # Stop submitting; keep whatever already finished (Ray itself may be going down).
+            try:
+                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0) if in_flight else ([], [])
+                for ref in ready:
+                    finish(ref)
+            except Exception:  # noqa: BLE001 - the interrupt is what we report
+                pass
             bar.close()
             print(f"\nlksweep: interrupted; {summary.computed} shard(s) of this run are committed in "
                   f"{store.display()}.\nResume with: {resume_hint}", file=console)

@@ -16,7 +16,7 @@ class GroupState:
     done: Dict[str, Shard] = field(default_factory=dict)      # shard id -> shard
     todo: List[Shard] = field(default_factory=list)
     conflict: str = ""
-    corrupt: List[str] = field(default_factory=list)          # paths of unreadable shard files
+    corrupt: List[str] = field(default_factory=list)          # paths of unreadable files, redone
 
     @property
     def committed(self) -> bool:
@@ -30,18 +30,23 @@ def describe(settings: Dict) -> str:
 def survey_group(store: Store, group: Group, check_shards: bool = True) -> GroupState:
     """Inspect one group. With ``check_shards``, every finished shard file of an
     uncommitted group is read in full, so a truncated or corrupt one is found now."""
-    missing = []
+    missing, corrupt_tables = [], []
     for table in group.tables:
         path = store.table_file(table, group.name)
         if not store.exists(path):
             missing.append(table)
             continue
-        existing = store.read_meta(path).get("settings")
+        try:
+            existing = store.read_meta(path).get("settings")
+        except (OSError, pa.ArrowException, ValueError):
+            corrupt_tables.append(path)  # rebuilt from the group's shards
+            missing.append(table)
+            continue
         if existing != group.settings:
             return GroupState(group, missing, conflict=(
                 f"{group.job} group {group.name} already exists in {store.display()} with "
                 f"{describe(existing or {})}; this sweep asks for {describe(group.settings)}"))
-    state = GroupState(group, missing)
+    state = GroupState(group, missing, corrupt=corrupt_tables)
     if not missing:
         return state
     planned = {s.id: s for s in group.shards}

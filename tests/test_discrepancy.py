@@ -1,10 +1,5 @@
 """The (l,k)-discrepancy: numbers against plain references, sharding invariance, resume."""
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -12,6 +7,8 @@ import pytest
 
 from sweeps import discrepancy as D
 from sweeps import summaries
+
+from . import launcher
 
 
 def sigmoid(x):
@@ -172,25 +169,19 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, cli):
     args = ["discrepancy", "--cells", "gru", "--l-max", 200, "--k", "30", "--draws", 3000, "--shard-size", 50,
             "--max-workers", 1]
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", *map(str, args), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    shard_dir = out / "_shards" / "discrepancy" / "gru-normal-k30-seed0"
+    proc = launcher.start(args, out)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and len(list(shard_dir.glob("*.parquet"))) < 3:
-            time.sleep(0.05)
+        assert launcher.wait_for_shards(proc, out, 3)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    done = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in shard_dir.glob("*.parquet")}
+        launcher.kill_group(proc)
+        launcher.end(proc)
+    done = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in launcher.shard_files(out)}
     assert 3 <= len(done) < 60, "the launcher should have been killed mid-sweep"
     assert not (out / "discrepancy").exists()
     code, stdout, err = cli(*args, "--out", out)
     assert code == 0, err
     assert f"{len(done)} reused" in stdout
-    for name, stat in done.items():
-        p = shard_dir / name
-        assert (p.stat().st_ino, p.stat().st_mtime_ns) == stat
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in done} == done
     code, _, _ = cli(*args, "--out", tmp_path / "whole")
     pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), pd.read_parquet(tmp_path / "whole" / "discrepancy"),
                                   check_exact=True)

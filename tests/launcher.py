@@ -1,0 +1,48 @@
+"""Launchers as real processes, for tests that kill or interrupt them.
+
+A launcher runs in its own session, so that it and the Ray processes it starts can be
+signalled as one process group, as a terminal would, and nothing lingers afterwards."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def start(args, out, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *map(str, args), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)
+
+
+def shard_files(out):
+    return sorted(Path(out, "_shards").glob("*/*/*.parquet"))
+
+
+def wait_for_shards(proc, out, n, timeout=120.0):
+    """Wait until ``out`` holds at least ``n`` finished shards; False if the launcher ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(shard_files(out)) >= n:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    raise TimeoutError(f"fewer than {n} shards after {timeout} s")
+
+
+def kill_group(proc, sig=signal.SIGKILL):
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def end(proc, timeout=60):
+    """Wait for the launcher, then end whatever its session left running."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc)
+    return proc.returncode, out, err

@@ -1,0 +1,158 @@
+"""Faults a sweep survives: Ctrl-C, a killed launcher (again and again), corrupt shards,
+concurrent launchers, a full disk. Real processes, real files."""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from . import launcher
+
+SWEEP = ["discrepancy", "--cells", "gru", "--l-max", 200, "--k", 30, "--draws", 2000, "--shard-size", 50,
+         "--max-workers", 1]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, ray_session):
+    """The table of an uninterrupted run of SWEEP."""
+    from sweeps.cli import main
+    out = tmp_path_factory.mktemp("reference")
+    assert main([*map(str, SWEEP), "--out", str(out)]) == 0
+    return pd.read_parquet(out / "discrepancy")
+
+
+def test_ctrl_c_commits_finished_shards_and_prints_how_to_resume(tmp_path, cli, reference):
+    out = tmp_path / "out"
+    proc = launcher.start(SWEEP, out)
+    assert launcher.wait_for_shards(proc, out, 3)
+    launcher.kill_group(proc, signal.SIGINT)  # what a terminal's Ctrl-C does
+    code, _, err = launcher.end(proc)
+    assert code == 130, err
+    assert "interrupted" in err and f"Resume with: lksweep {' '.join(map(str, SWEEP))} --out {out}" in err
+    assert "Traceback" not in err
+    done = {p: p.stat().st_mtime_ns for p in launcher.shard_files(out)}
+    assert 3 <= len(done) < 40
+    assert not (out / "_lock.json").exists(), "an interrupted launcher releases its lock"
+    code, stdout, _ = cli(*SWEEP, "--out", out)
+    assert code == 0 and f"{len(done)} reused" in stdout
+    assert {p: p.stat().st_mtime_ns for p in done} == done
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
+
+
+@pytest.mark.slow
+def test_ballistic_kills_until_done_equal_an_uninterrupted_run(tmp_path, reference):
+    """Start the launcher and SIGKILL it at a random moment, again and again, until one run
+    finishes by itself; no committed shard is ever rewritten and the table is the same.
+
+    A third of the kills land while the launcher is still starting; the others land at a
+    random moment once it has committed a new shard, so that every such run makes progress
+    whatever the machine's speed."""
+    out, rng = tmp_path / "out", random.Random(7)
+    seen, kills = {}, 0
+    for attempt in range(30):
+        proc = launcher.start(SWEEP, out)
+        before = len(launcher.shard_files(out))
+        if rng.random() < 1 / 3:
+            time.sleep(rng.uniform(0.5, 5.0))
+        elif launcher.wait_for_shards(proc, out, before + 1):
+            time.sleep(rng.uniform(0.0, 2.0))
+        if proc.poll() is None:
+            launcher.kill_group(proc)
+            kills += 1
+        code, _, err = launcher.end(proc)
+        for p in launcher.shard_files(out):
+            stamp = (p.stat().st_ino, p.stat().st_mtime_ns)
+            assert seen.setdefault(p, stamp) == stamp, f"{p.name} was rewritten"
+        if code == 0:
+            break
+        assert code == -signal.SIGKILL, err
+    else:
+        pytest.fail(f"the sweep never finished: {len(seen)} of 40 shards after {kills} kills")
+    assert kills >= 2, "the test should have killed the launcher mid-sweep several times"
+    assert len(seen) == 40
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
+
+
+def test_truncated_shard_and_table_files_are_found_and_redone(tmp_path, cli, reference):
+    out = tmp_path / "out"
+    args = [*SWEEP, "--out", out]
+    assert cli(*args)[0] == 0
+    table = out / "discrepancy" / "gru-normal-k30-seed0.parquet"
+    shards = launcher.shard_files(out)
+    victim = shards[7]
+    victim.write_bytes(victim.read_bytes()[:100])
+    table.write_bytes(table.read_bytes()[:-50])
+    untouched = {p: p.stat().st_mtime_ns for p in shards if p != victim}
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    assert f"{victim} is truncated or corrupt; computing it again" in err
+    assert f"{table} is truncated or corrupt" in err
+    assert "1 shard(s) computed, 39 reused" in stdout
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
+
+
+def test_a_second_launcher_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, cli):
+    out = tmp_path / "out"
+    args = ["discrepancy", "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 50, "--out", out]
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        out.mkdir()
+        (out / "_lock.json").write_text(json.dumps({"host": os.uname().nodename, "pid": holder.pid,
+                                                    "since": time.time(), "token": "other"}))
+        code, _, err = cli(*args)
+        assert code == 1
+        assert f"is being written by another launcher (pid {holder.pid}" in err
+        assert not (out / "discrepancy").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert (out / "discrepancy" / "vanilla-normal-k2-seed0.parquet").exists()
+    assert not (out / "_lock.json").exists()
+
+
+def test_a_running_launcher_refuses_a_second(tmp_path, cli):
+    out = tmp_path / "out"
+    proc = launcher.start(SWEEP, out)
+    try:
+        assert launcher.wait_for_shards(proc, out, 1)
+        code, _, err = cli(*SWEEP, "--out", out)
+        assert code == 1 and f"(pid {proc.pid} on" in err
+    finally:
+        launcher.kill_group(proc)
+        launcher.end(proc)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 512 KiB tmpfs: a disk that fills up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); this test needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_a_full_disk_fails_cleanly_and_keeps_committed_results(tiny_disk, cli):
+    out = tiny_disk / "out"
+    base = ["discrepancy", "--cells", "vanilla", "--l-max", 100, "--draws", 50, "--out", out]
+    assert cli(*base, "--k", 1)[0] == 0
+    committed = {p: p.read_bytes() for p in out.rglob("*.parquet")}
+    code, _, err = cli(*base, "--k", "2-60")
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("lksweep: error: No space left on device"), err
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in committed} == committed
+    assert not [p for p in out.rglob(".tmp-*")], "no half-written file is left behind"
+    for p in out.rglob("*.parquet"):  # whatever did land is whole
+        pd.read_parquet(p)
