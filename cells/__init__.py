@@ -4,6 +4,6 @@ Adding a cell is one small module: a step function under ``@register``.
 """
 from . import gru, vanilla  # noqa: F401  (registers the cells)
 from .draws import INITS, draw
-from .registry import CELLS, Cell, Params, affine, get_cell, register
+from .registry import CELLS, GUARD, Cell, Params, affine, get_cell, register, with_guard
 
-__all__ = ["CELLS", "Cell", "INITS", "Params", "affine", "draw", "get_cell", "register"]
+__all__ = ["CELLS", "GUARD", "Cell", "INITS", "Params", "affine", "draw", "get_cell", "register", "with_guard"]

@@ -69,3 +69,17 @@ def affine(p: Params, gate: str, x: torch.Tensor, h: torch.Tensor) -> torch.Tens
     out = torch.matmul(h, p[f"W{gate}"].transpose(-1, -2)) + ux
     bias = p.get(f"b{gate}")
     return out if bias is None else out + bias.unsqueeze(-2)
+
+
+# torch computes sigmoid and tanh of a tensor's last (numel mod SIMD width) elements with
+# scalar code that rounds differently from its vector code. Members appended after the
+# real ones take that tail, so a member's numbers never depend on its ensemble's size.
+GUARD = 64
+
+
+def with_guard(t: torch.Tensor, per_member: int) -> torch.Tensor:
+    """``t`` (E, ...) with copies of its last member appended, enough that at least
+    ``GUARD`` elements follow the real members in every ensemble-wide tensor holding
+    ``per_member`` elements per member. Slice ``[:E]`` to drop them."""
+    guard = -(-GUARD // per_member)
+    return torch.cat([t, t[-1:].detach().expand(guard, *t.shape[1:])])

@@ -23,7 +23,7 @@ import cells
 from . import summaries
 from .errors import UsageError
 from .plan import Group, Shard
-from .ranges import parse_ints
+from .options import names, one_int, parse_ints, positive
 
 JOB = "discrepancy"
 TABLE = "discrepancy"
@@ -55,15 +55,15 @@ def validate(section: Dict) -> Dict:
             raise UsageError(f"discrepancy: missing required key {key!r}")
     s = {**DEFAULTS, **section}
     out = {
-        "cells": _names(s["cells"], "cells", cells.CELLS),
-        "inits": _names(s["inits"], "inits", cells.INITS),
-        "l_max": _one_int(s["l_max"], "l_max", 1),
+        "cells": names(s["cells"], "cells", cells.CELLS),
+        "inits": names(s["inits"], "inits", cells.INITS),
+        "l_max": one_int(s["l_max"], "l_max", 1),
         "k": parse_ints(s["k"], "k", minimum=1),
-        "draws": _one_int(s["draws"], "draws", 1),
+        "draws": one_int(s["draws"], "draws", 1),
         "seeds": parse_ints(s["seeds"], "seeds", minimum=0),
-        "shard_size": _one_int(s["shard_size"], "shard_size", 1),
+        "shard_size": one_int(s["shard_size"], "shard_size", 1),
         "dtype": s["dtype"],
-        "threshold": s["threshold"],
+        "threshold": positive(s["threshold"], "threshold"),
     }
     if out["shard_size"] % BLOCK:
         raise UsageError(
@@ -71,33 +71,7 @@ def validate(section: Dict) -> Dict:
         )
     if out["dtype"] not in DTYPES:
         raise UsageError(f"dtype: expected one of {', '.join(DTYPES)}, got {out['dtype']!r}")
-    if isinstance(out["threshold"], bool) or not isinstance(out["threshold"], (int, float)) or out["threshold"] <= 0:
-        raise UsageError(f"threshold: expected a positive number, got {out['threshold']!r}")
-    out["threshold"] = float(out["threshold"])
     return out
-
-
-def _names(value, key: str, known) -> List[str]:
-    names = value.split(",") if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
-    names = [n.strip() for n in names]
-    for n in names:
-        if n not in known:
-            raise UsageError(f"{key}: unknown name {n!r}; allowed: {', '.join(sorted(known))}")
-    return list(dict.fromkeys(names))
-
-
-def _one_int(value, key: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str):
-            ints = parse_ints(value, key, minimum)
-            if len(ints) == 1:
-                return ints[0]
-        raise UsageError(f"{key}: expected one integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise UsageError(f"{key}: must be >= {minimum}, got {value}")
-    return value
 
 
 def group_name(cell: str, init: str, k: int, seed: int) -> str:
@@ -170,17 +144,6 @@ def compute(params_list: List[Dict], states=None) -> List[pa.Table]:
     return [compute_shard(p) for p in params_list]
 
 
-# torch's vectorised elementwise kernels finish a tensor with a scalar loop whose
-# transcendental functions round differently; an ensemble padded to a multiple of this
-# many draws has no such tail, so a draw's numbers do not depend on the chunk it is in.
-PAD = 32
-
-
-def _pad(t: torch.Tensor) -> torch.Tensor:
-    extra = -t.shape[0] % PAD
-    return torch.cat([t, t[:1].expand(extra, *t.shape[1:])]) if extra else t
-
-
 def compute_shard(params: Dict) -> pa.Table:
     """Summaries of one shard: a row per l with its blocks' moments and its histogram."""
     cell = cells.get_cell(params["cell"])
@@ -195,8 +158,8 @@ def compute_shard(params: Dict) -> pa.Table:
         blocks = range(a, min(a + chunk, last))
         drawn = [draw_block(params["cell"], params["init"], params["k"], params["seed"], b, params["dtype"])
                  for b in blocks]
-        batch = {name: _pad(torch.cat([p[name] for p in drawn])) for name in shapes}
-        d = distances(cell, batch, l_max).double().numpy()[: params["stop"] - a * BLOCK]
+        batch = {name: cells.with_guard(torch.cat([p[name] for p in drawn]), 2 * params["k"]) for name in shapes}
+        d = distances(cell, batch, l_max).double().numpy()[: min(len(blocks) * BLOCK, params["stop"] - a * BLOCK)]
         for i in range(len(blocks)):
             block = d[i * BLOCK: (i + 1) * BLOCK]
             mean, m2 = summaries.block_moments(block)

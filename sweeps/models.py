@@ -25,7 +25,6 @@ import torch.nn.functional as F
 import cells
 
 N_SYMBOLS = 7
-GUARD = 64          # elements per ensemble-wide tensor beyond the last real member (see hidden_states)
 BIASES = ("paper", "authors", "none", "hidden", "all")
 
 
@@ -83,19 +82,14 @@ def hidden_states(cell: cells.Cell, p: cells.Params, x: torch.Tensor, steps: int
     of a loss with respect to it is ∂loss/∂h_t through the whole recurrence."""
     e, b, length, _ = x.shape
     k = p["O"].shape[-1]
-    # torch computes sigmoid/tanh of the last (numel mod SIMD width) elements of a tensor
-    # with scalar code that rounds differently from its vector code. Appending GUARD members
-    # (copies of the last one, cut off the graph) puts that tail outside the real members,
-    # so a member's numbers never depend on the size of its ensemble.
-    guard = -(-GUARD // (b * k))
-    p = {n: torch.cat([t, t[-1:].detach().expand(guard, *t.shape[1:])]) for n, t in p.items()}
-    x = torch.cat([x, x[-1:].expand(guard, *x.shape[1:])])
-    h = x.new_zeros(e + guard, b, k)
+    p = {n: cells.with_guard(t, b * k) for n, t in p.items()}
+    x = cells.with_guard(x, b * k)
+    h = x.new_zeros(x.shape[0], b, k)
     out = []
     for t in range(steps):
         h = cell.step(p, x[:, :, t], h)
         if probe is not None:
-            h = h + F.pad(probe[:, :, t], (0, 0, 0, 0, 0, guard))
+            h = h + F.pad(probe[:, :, t], (0, 0, 0, 0, 0, x.shape[0] - e))
         out.append(h[:e])
     # Padding to the fixed length L keeps every later reduction the same shape whatever the
     # ensemble, so a member's numbers do not depend on the other members' sequence lengths.

@@ -63,7 +63,7 @@ from . import gradients, metrics, models, probes, reber
 from .errors import UsageError
 from .plan import Group, Shard, content_hash
 from .protocols import PROTOCOLS, optimizer_state, update
-from .ranges import parse_ints
+from .options import names, one_int, parse_ints, positive
 
 JOB = "training"
 TABLES = ("runs", "epochs", "gradients", "probes")
@@ -102,31 +102,21 @@ def _block(block, i: int) -> Dict:
             raise UsageError(f"{where}: missing required key {key!r}")
     s = {**DEFAULTS, **block}
     out = {
-        "task": _names(s["task"], "task", reber.TASKS),
+        "task": names(s["task"], "task", reber.TASKS),
         "cells": _cells(s["cells"]),
-        "protocol": _names(s["protocol"], "protocol", PROTOCOLS),
+        "protocol": names(s["protocol"], "protocol", PROTOCOLS),
         "seeds": parse_ints(s["seeds"], "seeds", minimum=0),
-        "bias": _names(s["bias"], "bias", models.BIASES)[0],
-        "init": _names(s["init"], "init", cells.INITS)[0],
-        "dtype": _names(s["dtype"], "dtype", DTYPES)[0],
-        "data_seed": _int(s["data_seed"], "data_seed", 0),
-        "tol": _number(s["tol"], "tol"),
-        "checkpoint_s": _number(s["checkpoint_s"], "checkpoint_s"),
-        "lr": None if s["lr"] is None else _number(s["lr"], "lr"),
+        "bias": names(s["bias"], "bias", models.BIASES)[0],
+        "init": names(s["init"], "init", cells.INITS)[0],
+        "dtype": names(s["dtype"], "dtype", DTYPES)[0],
+        "data_seed": one_int(s["data_seed"], "data_seed", 0),
+        "tol": positive(s["tol"], "tol"),
+        "checkpoint_s": positive(s["checkpoint_s"], "checkpoint_s"),
+        "lr": None if s["lr"] is None else positive(s["lr"], "lr"),
     }
     for key in ("n_train", "n_test", "max_epochs", "batch_size"):
-        out[key] = None if s[key] is None else _int(s[key], key, 1)
+        out[key] = None if s[key] is None else one_int(s[key], key, 1)
     return out
-
-
-def _names(value, key: str, known) -> List[str]:
-    names = value.split(",") if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
-    for n in names:
-        if n.strip() not in known:
-            raise UsageError(f"{key}: unknown {key} {n.strip()!r}; allowed: {', '.join(known)}")
-    return list(dict.fromkeys(n.strip() for n in names))
 
 
 def _cells(value) -> List[List]:
@@ -143,24 +133,6 @@ def _cells(value) -> List[List]:
             raise UsageError(f"cells: unknown cell {name!r}; allowed: {', '.join(sorted(cells.CELLS))}")
         out += [[name, kk] for kk in parse_ints(k, "cells", minimum=1)]
     return [list(c) for c in dict.fromkeys(tuple(c) for c in out)]
-
-
-def _int(value, key: str, minimum: int) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _number(value, key: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not number > 0:
-        raise UsageError(f"{key}: expected a positive number, got {value!r}")
-    return number
 
 
 def run_id(task: str, cell: str, k: int, protocol: str, seed: int) -> str:

@@ -1,5 +1,7 @@
-"""Integer ranges as users write them: ``7``, ``1-20``, ``0,2,5-7`` or a YAML list."""
-from typing import List, Sequence, Union
+"""Spec values as users write them, checked at the boundary: integer ranges (``7``,
+``1-20``, ``0,2,5-7`` or a YAML list), single integers, positive numbers and names from a
+known set. Every error names the spec key (the CLI turns it into the option's name)."""
+from typing import Iterable, List, Sequence, Union
 
 from .errors import UsageError
 
@@ -56,20 +58,37 @@ def _int(text: str, name: str) -> int:
         raise UsageError(f"{name}: {text!r} is not an integer (expected e.g. 3, 1-20 or 0,2,5-7)") from None
 
 
-def format_ints(values: Sequence[int]) -> str:
-    """The inverse of :func:`parse_ints`: ``[0, 1, 2, 5]`` -> ``'0-2,5'``."""
-    out, run = [], []
-    for v in sorted(values):
-        if run and v == run[-1] + 1:
-            run.append(v)
-            continue
-        if run:
-            out.append(_run(run))
-        run = [v]
-    if run:
-        out.append(_run(run))
-    return ",".join(out)
+def one_int(value, key: str, minimum: int) -> int:
+    """A single integer >= ``minimum`` (``"12"`` from the command line is accepted)."""
+    if isinstance(value, str):
+        ints = parse_ints(value, key, minimum)
+        if len(ints) == 1 and "-" not in value and "," not in value:
+            return ints[0]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value < minimum:
+            raise UsageError(f"{key}: must be >= {minimum}, got {value}")
+        return value
+    raise UsageError(f"{key}: expected one integer >= {minimum}, got {value!r}")
 
 
-def _run(run: List[int]) -> str:
-    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
+def positive(value, key: str) -> float:
+    """A number > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number > 0:
+        raise UsageError(f"{key}: expected a positive number, got {value!r}")
+    return number
+
+
+def names(value, key: str, known: Iterable[str]) -> List[str]:
+    """Distinct names, in order, from a comma-separated string or a list; each in ``known``."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(n, str) for n in items):
+        raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
+    items = [n.strip() for n in items]
+    for n in items:
+        if n not in known:
+            raise UsageError(f"{key}: unknown name {n!r}; allowed: {', '.join(sorted(known))}")
+    return list(dict.fromkeys(items))
