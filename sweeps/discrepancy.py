@@ -144,6 +144,7 @@ def compute(params_list: List[Dict], states=None) -> List[pa.Table]:
     return [compute_shard(p) for p in params_list]
 
 
+@torch.inference_mode()
 def compute_shard(params: Dict) -> pa.Table:
     """Summaries of one shard: a row per l with its blocks' moments and its histogram."""
     cell = cells.get_cell(params["cell"])
