@@ -20,7 +20,7 @@ CHUNK = 500   # sequences evaluated at once: bounds memory, fixed so sums never 
 
 
 def step_correct(y: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
-    """(E, B, L) bool for outputs y (E, B, L, 7) and legal sets (B, L, 7)."""
+    """(E, ...) bool for outputs y (E, ..., 7) and legal sets (..., 7), e.g. y (E, B, L, 7)."""
     inf = torch.tensor(float("inf"), dtype=y.dtype)
     lowest_legal = torch.where(legal, y, inf).amin(-1)
     highest_other = torch.where(legal, -inf, y).amax(-1)
@@ -37,11 +37,18 @@ def evaluate(cell: cells.Cell, p: cells.Params, data: Encoded, protocol: Protoco
         d = data.take(slice(a, a + CHUNK))
         x = d.x.unsqueeze(0).expand(e, *d.x.shape)
         y, _ = models.forward(cell, p, x, d.mask)
-        target = d.target.unsqueeze(0).expand(e, *d.target.shape)
-        loss += protocol.sequence_loss(y, target, d.mask).double().sum(1).numpy()
-        ok = step_correct(y, d.legal) | ~d.mask
-        strings += ok.all(-1).sum(1).numpy()
-        steps += (ok & d.mask).sum((1, 2)).numpy()
+        # Losses and step scores only at the real steps (row-wise ops: the same numbers as
+        # over the padded length), placed back at their steps so the sum over the fixed
+        # length L is the protocol's sequence loss.
+        seq, step = d.mask.nonzero(as_tuple=True)
+        y_real = y[:, seq, step]                                             # (E, R, 7)
+        step_loss = y.new_zeros(e, *d.mask.shape)
+        step_loss[:, seq, step] = protocol.step_loss(y_real, d.target[seq, step].expand(e, -1))
+        loss += step_loss.sum(-1).double().sum(1).numpy()
+        ok = step_correct(y_real, d.legal[seq, step])                        # (E, R)
+        wrong = torch.zeros(e, d.mask.shape[0], dtype=torch.int32).index_add_(1, seq, (~ok).int())
+        strings += (wrong == 0).sum(1).numpy()
+        steps += ok.sum(1).numpy()
         rows = torch.arange(len(d.last))
         first = y[:, rows, d.last].argmax(-1) == d.target[rows, d.last]
         outer += first.sum(1).numpy()

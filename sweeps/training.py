@@ -275,17 +275,25 @@ class Ensemble:
         lr = torch.tensor([m["lr"] for m in self.members], dtype=torch.float64)
         train = self.data["train"]
         total = torch.zeros(e, dtype=torch.float64)
+        # Only the active members are computed: a member's numbers do not depend on the
+        # ensemble it is computed in (cells.with_guard, fixed padded lengths), so a
+        # sub-ensemble gives the same gradients, and stopped members cost nothing.
+        idx = torch.tensor(active_idx)
+        full = len(active_idx) == e
         for a in range(0, n, bs):
-            batch = train.take(torch.from_numpy(orders[:, a:a + bs]))       # (E, b, ...)
-            for t in self.p.values():
+            p = self.p if full else {name: t[idx] for name, t in self.p.items()}
+            batch = train.take(torch.from_numpy(orders[active_idx, a:a + bs]))   # (E', b, ...)
+            for t in p.values():
                 t.requires_grad_(True)
-            y, _ = models.forward(self.cell, self.p, batch.x, batch.mask)
-            loss = self.protocol.sequence_loss(y, batch.target, batch.mask)  # (E, b)
-            grads = torch.autograd.grad(loss.mean(1).sum(), list(self.p.values()))
-            for t in self.p.values():
+            y, _ = models.forward(self.cell, p, batch.x, batch.mask)
+            loss = self.protocol.sequence_loss(y, batch.target, batch.mask)  # (E', b)
+            grads = torch.autograd.grad(loss.mean(1).sum(), list(p.values()))
+            for t in p.values():
                 t.requires_grad_(False)
+            if not full:   # stopped members get zero gradients; update() leaves them put
+                grads = [torch.zeros_like(t).index_copy_(0, idx, g) for t, g in zip(self.p.values(), grads)]
             update(self.p, dict(zip(self.p, grads)), self.opt, lr, active, self.protocol.optimizer)
-            total += loss.detach().double().sum(1)
+            total[idx] += loss.detach().double().sum(1)
         stopped = self._evaluate(active_idx, epoch_loss=(total / n).numpy())
         self._charge(active_idx, time.perf_counter() - t0)
         return stopped
