@@ -41,8 +41,13 @@ class Protocol:
 
     def sequence_loss(self, y, target, mask) -> torch.Tensor:
         """Loss per sequence (E, B): the step losses summed over real steps. The sum runs
-        over the fixed padded length, so it does not depend on the ensemble's makeup."""
-        return (self.step_loss(y, target) * mask).sum(-1)
+        over the fixed padded length, so it does not depend on the ensemble's makeup. The step
+        losses are row-wise, so they are computed at the real steps only (padded steps: 0)."""
+        mask = mask.expand(y.shape[:-1])
+        real = mask.nonzero(as_tuple=True)
+        out = y.new_zeros(mask.shape)
+        out[real] = self.step_loss(y[real], target.expand(mask.shape)[real])
+        return out.sum(-1)
 
 
 PROTOCOLS = {
