@@ -37,15 +37,10 @@ def evaluate(cell: cells.Cell, p: cells.Params, data: Encoded, protocol: Protoco
         d = data.take(slice(a, a + CHUNK))
         x = d.x.unsqueeze(0).expand(e, *d.x.shape)
         y, _ = models.forward(cell, p, x, d.mask)
-        # Losses and step scores only at the real steps (row-wise ops: the same numbers as
-        # over the padded length), placed back at their steps so the sum over the fixed
-        # length L is the protocol's sequence loss.
+        loss += protocol.sequence_loss(y, d.target, d.mask).double().sum(1).numpy()
+        # Step scores only at the real steps (row-wise: the same as over the padded length).
         seq, step = d.mask.nonzero(as_tuple=True)
-        y_real = y[:, seq, step]                                             # (E, R, 7)
-        step_loss = y.new_zeros(e, *d.mask.shape)
-        step_loss[:, seq, step] = protocol.step_loss(y_real, d.target[seq, step].expand(e, -1))
-        loss += step_loss.sum(-1).double().sum(1).numpy()
-        ok = step_correct(y_real, d.legal[seq, step])                        # (E, R)
+        ok = step_correct(y[:, seq, step], d.legal[seq, step])               # (E, R)
         wrong = torch.zeros(e, d.mask.shape[0], dtype=torch.int32).index_add_(1, seq, (~ok).int())
         strings += (wrong == 0).sum(1).numpy()
         steps += ok.sum(1).numpy()
