@@ -15,8 +15,10 @@ def resolve_address(address: Optional[str]) -> Optional[str]:
     source = "--address"
     if not address:
         address, source = os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
-    if not address or address in ("auto", "local"):
-        return None if address in (None, "local") else address
+    if not address or address == "local":
+        return None
+    if address == "auto":
+        return address
     hostport = address.split("://", 1)[-1]
     host, sep, port = hostport.rpartition(":")
     if not sep or not host or not port.isdigit():
