@@ -1,7 +1,6 @@
 """One local Ray instance for the whole test session (2 CPUs), shared by every test that
 runs a sweep in-process; tests that need their own cluster start real Ray processes."""
 import os
-import sys
 
 import pytest
 
@@ -30,4 +29,11 @@ def cli(ray_session, capsys):
     return run
 
 
-PYTHON = sys.executable
+@pytest.fixture(scope="session")
+def disc_dir(ray_session, tmp_path_factory):
+    """A small real discrepancy sweep, shared by the analysis and report tests."""
+    from . import analysis_fixtures
+
+    out = tmp_path_factory.mktemp("disc")
+    analysis_fixtures.real_discrepancy(out)
+    return str(out)

@@ -2,24 +2,16 @@
 figure's plotted data against the tables' numbers."""
 import math
 import os
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import analysis_fixtures as F  # noqa: E402
-from analysis import fig_discrepancy, fig_training, hist  # noqa: E402
-from analysis.figures import FIGURES, Skip, Tables, write_figures  # noqa: E402
-from analysis.tables import NoData, discrepancy_summary, load, mean_ci, t_quantile, wilson, z_quantile  # noqa: E402
+from analysis import fig_discrepancy, fig_training, hist
+from analysis.figures import FIGURES, Skip, Tables, write_figures
+from analysis.tables import NoData, discrepancy_summary, load, mean_ci, t_quantile, wilson, z_quantile
 
-
-@pytest.fixture(scope="module")
-def disc_dir(ray_session, tmp_path_factory):
-    out = tmp_path_factory.mktemp("disc")
-    F.real_discrepancy(out)
-    return str(out)
+from . import analysis_fixtures as F
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import analysis_fixtures as F  # noqa: E402
-from analysis import claims as C  # noqa: E402
-from analysis.report import write_report  # noqa: E402
-from analysis.tables import load  # noqa: E402
+from analysis import claims as C
+from analysis.report import write_report
+from analysis.tables import load
 
-
-@pytest.fixture(scope="module")
-def disc_dir(ray_session, tmp_path_factory):
-    out = tmp_path_factory.mktemp("disc")
-    F.real_discrepancy(out)
-    return str(out)
+from . import analysis_fixtures as F
 
 
 def _scopes(claim):
