@@ -35,6 +35,13 @@ class Spec:
         return {"name": self.name, **({"report": True} if self.report else {}), **self.sections}
 
 
+def from_record(record: Dict) -> Spec:
+    """The spec a launcher recorded in OUT/_sweeps/ (``Spec.to_dict()``: sections already
+    validated and normalised, so they are planned as they are)."""
+    return Spec(record.get("name", "sweep"), {job: record[job] for job in JOBS if job in record},
+                bool(record.get("report", False)))
+
+
 def shipped() -> List[str]:
     """Names of the specs shipped with the package."""
     return sorted(p.name[:-5] for p in resources.files("sweeps.specs").iterdir() if p.name.endswith(".yaml"))

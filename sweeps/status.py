@@ -3,7 +3,7 @@ import sys
 from collections import defaultdict
 
 from .errors import UsageError
-from .spec import validate
+from .spec import from_record
 from .store import Store
 from .survey import survey_group
 
@@ -15,8 +15,7 @@ def print_status(store: Store, file=None) -> int:
         raise UsageError(f"DIR: {store.display()} holds no lksweep sweep (no _sweeps/ records)")
     groups = {}
     for name in names:
-        raw = store.read_json(store.path("_sweeps", name))
-        for g in validate(raw, raw.get("name", "sweep")).groups():
+        for g in from_record(store.read_json(store.path("_sweeps", name))).groups():
             groups.setdefault((g.job, g.name), g)  # the first sweep that planned a group owns it
     rows = defaultdict(lambda: [0, 0, 0, 0])  # table -> groups done, groups, shards done, shards
     for g in groups.values():

@@ -95,6 +95,10 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
     assert (hidden.n == 20).all()   # one norm per training example at d = 0
     p = pd.read_parquet(tmp_path / "probes")
     assert set(p.probe) == {"BPBTXSE", "BTBTXSE"} and p.probs.map(len).eq(7).all()
+    code, out, _ = cli("status", tmp_path)
+    assert code == 0
+    assert [line.split()[1:] for line in out.splitlines() if line.startswith(("runs", "probes"))] == \
+        [["4/4", "4/4", "0"]] * 2
     # the same command again trains nothing
     code, out, _ = cli("train", "--task", "embedded-reber", "--cells", "vanilla:18,gru:10", "--protocol", "adam",
                        "--seeds", "0-1", "--n-train", "20", "--max-epochs", "1", "--out", tmp_path)
