@@ -67,10 +67,10 @@ def planned_groups(sweeps: List[Dict]) -> Dict[str, int]:
     """Groups per table planned by the sweeps recorded in _sweeps/ (empty if the specs cannot be
     expanded here, e.g. a job this installation does not know)."""
     try:
-        from sweeps.spec import validate
+        from sweeps.spec import from_record
         groups = {}
         for s in sweeps:
-            for g in validate(s["spec"], s["spec"].get("name", "sweep")).groups():
+            for g in from_record(s["spec"]).groups():
                 for t in g.tables:
                     groups.setdefault(t, set()).add(g.name)
         return {t: len(v) for t, v in groups.items()}

@@ -137,13 +137,17 @@ def test_report_loads_in_headless_browser(report_dir, tmp_path):
 def test_run_spec_with_report_ends_with_report(cli, tmp_path):
     spec = tmp_path / "tiny.yaml"
     spec.write_text("name: tiny\nreport: true\ndiscrepancy:\n  cells: [vanilla, gru]\n  l_max: 22\n"
-                    "  k: 2-3\n  draws: 100\n  seeds: 0-1\n")
+                    "  k: 2-3\n  draws: 100\n  seeds: 0-1\ntraining:\n  task: reber\n  cells: vanilla:3\n"
+                    "  protocol: adam\n  seeds: 0-1\n  n_train: 10\n  max_epochs: 1\n")
     out = tmp_path / "out"
     code, stdout, err = cli("run", spec, "--out", out)
     assert code == 0, err
     last = stdout.strip().splitlines()[-1]
     assert last == f"Report: {out / 'report.html'}"
     assert (out / "report.html").exists() and (out / "figures" / "fig10_discrepancy_vanilla.pdf").exists()
+    page = (out / "report.html").read_text()
+    for table, n in [("discrepancy", 8), ("runs", 2), ("probes", 2)]:   # committed / planned per table
+        assert f"<td class='l'>{table}</td><td>{n}</td><td>{n}</td>" in page, table
     bad = tmp_path / "bad.yaml"
     bad.write_text(spec.read_text().replace("report: true", "report: yes please"))
     code, stdout, err = cli("run", bad, "--out", tmp_path / "out2")
