@@ -2,7 +2,7 @@
 import os
 import sys
 
-from .tables import NoData
+from .tables import Corrupt, NoData
 
 
 def check_dir(out: str) -> None:
@@ -33,4 +33,4 @@ def report(out: str, file=None) -> str:
     return path
 
 
-__all__ = ["figures", "report", "NoData"]
+__all__ = ["figures", "report", "Corrupt", "NoData"]

@@ -5,7 +5,7 @@ tuple, set or range keeps rows whose column is in it, any other value keeps rows
 it::
 
     load("results/paper", "discrepancy", cell="gru", k=[5, 10], init="normal")
-    load("results/paper", "runs", task="embedded", protocol="adam")
+    load("results/paper", "runs", task="embedded-reber", protocol="adam")
 
 Intervals (all two-sided, 95 % by default):
 
@@ -31,6 +31,7 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 TABLES = ("discrepancy", "runs", "epochs", "gradients", "probes")
@@ -76,7 +77,7 @@ def load(out: str, table: str, **filters) -> pd.DataFrame:
     if not files:
         held = available(out)
         raise NoData(f"{out} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    df = pd.concat([_read(f) for f in files], ignore_index=True)
     for col, want in filters.items():
         if col not in df.columns:
             raise NoData(f"{table}: no column {col!r} to filter on; columns: {', '.join(df.columns)}")
@@ -85,6 +86,18 @@ def load(out: str, table: str, **filters) -> pd.DataFrame:
         else:
             df = df[df[col] == want]
     return df.reset_index(drop=True)
+
+
+class Corrupt(ValueError):
+    """A committed table file that cannot be read: an error, never a figure quietly skipped."""
+
+
+def _read(path: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, pa.ArrowException) as e:
+        raise Corrupt(f"{path} is truncated or corrupt ({str(e).splitlines()[0]}); run the sweep's command "
+                      f"again to recompute it") from None
 
 
 def file_meta(path: str) -> Dict:
@@ -256,7 +269,7 @@ def accuracy_summary(df: pd.DataFrame, by: List[str], column: str, level: float 
     for key, g in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         m, lo, hi = mean_ci(g[column], level)
-        rows.append({**dict(zip(by, key)), "n": len(g), "mean": m, "lo": lo, "hi": hi})
+        rows.append({**dict(zip(by, key)), "n": int(g[column].notna().sum()), "mean": m, "lo": lo, "hi": hi})
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "lo", "hi"])
 
 

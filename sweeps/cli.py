@@ -171,6 +171,8 @@ def analysis_command(command: str, out: str) -> int:
         getattr(commands, command)(out)
     except commands.NoData as e:
         raise UsageError(str(e)) from None
+    except commands.Corrupt as e:
+        raise SweepError(str(e)) from None
     return 0
 
 

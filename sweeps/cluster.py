@@ -6,7 +6,7 @@ import socket
 import sys
 from typing import Optional
 
-from .errors import UsageError
+from .errors import SweepError, UsageError
 
 
 def resolve_address(address: Optional[str]) -> Optional[str]:
@@ -18,7 +18,7 @@ def resolve_address(address: Optional[str]) -> Optional[str]:
     if not address or address == "local":
         return None
     if address == "auto":
-        return address
+        address = _running_cluster(source)
     hostport = address.split("://", 1)[-1]
     host, sep, port = hostport.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -29,6 +29,21 @@ def resolve_address(address: Optional[str]) -> Optional[str]:
         raise UsageError(f"{source}: no Ray cluster answers at {hostport} ({e.strerror or e}); start one with "
                          f"`ray start --head` or `ray up cluster.yaml`, or omit {source} for a local instance") from None
     return address
+
+
+def _running_cluster(source: str) -> str:
+    """The address of the cluster `ray start` last started on this machine (what Ray's own
+    ``address="auto"`` looks up)."""
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        found = get_ray_address_from_environment("auto", None)
+    except (ConnectionError, RuntimeError, ValueError):
+        found = None
+    if not found:
+        raise UsageError(f"{source}: 'auto' found no running Ray cluster on this machine; start one with "
+                         f"`ray start --head`, give HOST:PORT, or omit {source} for a local instance")
+    return found
 
 
 @contextlib.contextmanager
@@ -64,10 +79,14 @@ def start_ray(address: Optional[str], num_cpus: Optional[int]):
     if ray.is_initialized():
         return ray, False
     common = dict(log_to_driver=False, logging_level=logging.WARNING)
-    if address is None:
-        # "local" forces a new instance: a plain init() would try to join a stale cluster
-        # left behind by an earlier `ray start`.
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **common)
-    else:
-        ray.init(address=address, **common)
+    try:
+        if address is None:
+            # "local" forces a new instance: a plain init() would try to join a stale cluster
+            # left behind by an earlier `ray start`.
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **common)
+        else:
+            ray.init(address=address, **common)
+    except (ConnectionError, RuntimeError, TimeoutError) as e:
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+        raise SweepError(f"could not {where}: {str(e).strip().splitlines()[0]}") from None
     return ray, True

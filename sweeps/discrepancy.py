@@ -74,8 +74,10 @@ def validate(section: Dict) -> Dict:
     return out
 
 
-def group_name(cell: str, init: str, k: int, seed: int) -> str:
-    return f"{cell}-{init}-k{k}-seed{seed}"
+def group_name(cell: str, init: str, k: int, seed: int, dtype: str = "float64") -> str:
+    """A group's file name; float32 groups are named apart, so both precisions can sit side by
+    side in one directory (the table's ``dtype`` column tells them apart)."""
+    return f"{cell}-{init}-k{k}-seed{seed}" + ("" if dtype == "float64" else f"-{dtype}")
 
 
 def plan(spec: Dict) -> List[Group]:
@@ -85,7 +87,7 @@ def plan(spec: Dict) -> List[Group]:
         for init in spec["inits"]:
             for k in spec["k"]:
                 for seed in spec["seeds"]:
-                    name = group_name(cell, init, k, seed)
+                    name = group_name(cell, init, k, seed, spec["dtype"])
                     settings = {"draws": spec["draws"], "l_max": spec["l_max"],
                                 "dtype": spec["dtype"], "threshold": spec["threshold"]}
                     base = {"cell": cell, "init": init, "k": k, "seed": seed, **settings}

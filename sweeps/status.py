@@ -14,9 +14,16 @@ def print_status(store: Store, file=None) -> int:
     if not names:
         raise UsageError(f"DIR: {store.display()} holds no lksweep sweep (no _sweeps/ records)")
     groups = {}
-    for name in names:
-        for g in from_record(store.read_json(store.path("_sweeps", name))).groups():
-            groups.setdefault((g.job, g.name), g)  # the first sweep that planned a group owns it
+    # The newest sweep's settings win: after an --overwrite, older records plan groups that
+    # were replaced on purpose.
+    for name in sorted(names, key=lambda n: store.mtime(store.path("_sweeps", n)), reverse=True):
+        record = store.read_json(store.path("_sweeps", name))
+        if not isinstance(record, dict):
+            print(f"lksweep: skipping unreadable sweep record {store.display(store.path('_sweeps', name))}",
+                  file=sys.stderr)
+            continue
+        for g in from_record(record).groups():
+            groups.setdefault((g.job, g.name), g)
     rows = defaultdict(lambda: [0, 0, 0, 0])  # table -> groups done, groups, shards done, shards
     for g in groups.values():
         state = survey_group(store, g, check_shards=False)

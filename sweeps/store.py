@@ -28,6 +28,9 @@ import pyarrow.parquet as pq
 from .errors import SweepError, UsageError
 
 META_KEY = b"lksweep"
+# A lock file that cannot be read yet is being written by a launcher that just created
+# it; only one older than this is taken for a leftover.
+LOCK_GRACE_S = 10.0
 
 
 class Store:
@@ -151,10 +154,7 @@ class Store:
             self.fs.delete_file(path)
 
     def write_json(self, path: str, obj: Dict) -> None:
-        directory = path.rsplit("/", 1)[0]
-        self.fs.create_dir(directory, recursive=True)
-        with self.fs.open_output_stream(path) as f:
-            f.write(json.dumps(obj, indent=1, sort_keys=True).encode())
+        self.write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
     def read_json(self, path: str) -> Optional[Dict]:
         try:
@@ -173,11 +173,14 @@ class Store:
             if self._create_exclusive(path, me):
                 return me
             held = self.read_json(path)
+            if held is None and time.time() - self.mtime(path) < LOCK_GRACE_S:
+                raise SweepError(f"{self.display()} is being claimed by another launcher right now; "
+                                 f"wait for it to finish or stop it")
             if held and _alive(held):
                 raise SweepError(
                     f"{self.display()} is being written by another launcher (pid {held['pid']} on "
                     f"{held['host']}, since {time.ctime(held['since'])}); wait for it to finish or stop it")
-            self.delete(path)  # the holder is dead: take over
+            self.delete(path)  # the holder is dead (or left an unreadable lock long ago): take over
         raise SweepError(f"could not take the lock {self.display(path)}; another launcher is starting")
 
     def release_lock(self, me: Dict) -> None:
@@ -185,6 +188,10 @@ class Store:
         held = self.read_json(path)
         if held and held.get("token") == me["token"]:
             self.delete(path)
+
+    def mtime(self, path: str) -> float:
+        mtime = self.fs.get_file_info(path).mtime
+        return mtime.timestamp() if mtime else 0.0
 
     def _create_exclusive(self, path: str, obj: Dict) -> bool:
         if self.is_local:

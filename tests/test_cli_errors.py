@@ -49,6 +49,8 @@ def error_cases(tmp_path):
         "max workers": (discrepancy(**{"--max-workers": "0"}), "--max-workers expects an integer >= 1"),
         "unreachable address": (discrepancy(**{"--address": "127.0.0.1:1"}), "--address: no Ray cluster answers at 127.0.0.1:1"),
         "malformed address": (discrepancy(**{"--address": "nohost"}), "--address: expected HOST:PORT"),
+        # no cluster runs here: 'auto' finds none, or only the address of one that is gone
+        "auto without a cluster": (discrepancy(**{"--address": "auto"}), "--address: "),
         "unwritable out": (discrepancy(**{"--out": str(blocker / "sub")}), "--out: cannot write to"),
         "out is a file": (discrepancy(**{"--out": str(blocker)}), "is a file, expected a directory"),
         "unknown spec": (["run", "no-such-spec"], "neither a YAML file nor a shipped spec"),

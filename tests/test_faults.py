@@ -156,3 +156,30 @@ def test_a_full_disk_fails_cleanly_and_keeps_committed_results(tiny_disk, cli):
     assert not [p for p in out.rglob(".tmp-*")], "no half-written file is left behind"
     for p in out.rglob("*.parquet"):  # whatever did land is whole
         pd.read_parquet(p)
+
+
+def test_a_lock_being_written_is_not_taken_for_a_dead_ones(tmp_path, cli):
+    """Between a launcher's exclusive create and its write, the lock is empty: a second
+    launcher must not take it for a leftover."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "_lock.json").write_text("")
+    code, _, err = cli("discrepancy", "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 50, "--out", out)
+    assert code == 1 and "being claimed by another launcher" in err
+    old = time.time() - 60
+    os.utime(out / "_lock.json", (old, old))
+    assert cli("discrepancy", "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 50, "--out", out)[0] == 0
+
+
+def test_unreadable_records_and_tables_are_one_line_errors(tmp_path, cli):
+    out = tmp_path / "out"
+    args = ["discrepancy", "--cells", "vanilla", "--l-max", 5, "--k", "2-3", "--draws", 50, "--out", out]
+    assert cli(*args)[0] == 0
+    (out / "_sweeps" / "broken.json").write_text("{not json")
+    code, stdout, err = cli("status", out)
+    assert code == 0 and "skipping unreadable sweep record" in err and "2/2" in stdout
+    table = out / "discrepancy" / "vanilla-normal-k2-seed0.parquet"
+    table.write_bytes(table.read_bytes()[:-40])
+    code, _, err = cli("figures", out)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"{table} is truncated or corrupt" in err and "Traceback" not in err

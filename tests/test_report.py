@@ -32,6 +32,21 @@ def test_claim1_flips(tmp_path):
     assert C.claim1(None).verdict == C.NOT_MEASURED
 
 
+def test_claims_judge_the_papers_models_and_never_pool_budgets(tmp_path):
+    F.write_runs(str(tmp_path), {("reber", "vanilla", 5, "paper"): [1.0] * 6,
+                                 ("reber", "vanilla", 7, "paper"): [0.0] * 6,        # not the paper's k
+                                 ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,
+                                 ("embedded-reber", "gru", 10, "adam"): [1.0] * 6})
+    runs = load(str(tmp_path), "runs")
+    c1 = C.claim1(runs)
+    assert _scopes(c1) == {"protocol paper": C.SUPPORTED} and "6/6 vanilla" in c1.findings[0].summary
+    longer = runs[runs.task == "embedded-reber"].assign(max_epochs=100, outer_accuracy=0.5,
+                                                        run_id=lambda d: d.run_id + "-long")
+    both = pd.concat([runs, longer], ignore_index=True)
+    assert _scopes(C.claim2(both)) == {"protocol adam (100 strings, <= 10 epochs)": C.NOT_SUPPORTED,
+                                       "protocol adam (100 strings, <= 100 epochs)": C.INCONCLUSIVE}
+
+
 def test_claim2_flips_per_protocol(tmp_path):
     F.write_runs(str(tmp_path), {
         ("embedded-reber", "vanilla", 18, "paper"): [0.5] * 6,
