@@ -6,6 +6,7 @@ a weight matrix's number of columns (n for U, k for W); biases are drawn with th
 of their gate's recurrent matrix (k).
 """
 import math
+import zlib
 from typing import Dict, Tuple
 
 import numpy as np
@@ -14,6 +15,13 @@ import torch
 from .registry import Params
 
 INITS = ("normal", "xavier", "uniform")
+
+
+def stream(*identity) -> np.random.Generator:
+    """A random stream that is a function of ``identity`` (ints and strings) only, never of
+    the worker, the shard or the ensemble a computation runs in."""
+    entropy = [zlib.crc32(x.encode()) if isinstance(x, str) else int(x) for x in identity]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
 def draw(

@@ -119,11 +119,12 @@ def _train_spec(a) -> specs.Spec:
 
 def grammar(a) -> int:
     """``grammar sample``: one string a line; ``grammar check``: 0 when all are valid, else 1."""
-    from . import models, reber
+    import cells
+    from . import reber
     if a.action == "sample":
         if a.seed < 0:
             raise UsageError(f"--seed: expected an integer >= 0, got {a.seed}")
-        for s in reber.sample_set(models.generator("cli", a.seed), a.n, a.embedded):
+        for s in reber.sample_set(cells.stream("cli", a.seed), a.n, a.embedded):
             print(s)
         return 0
     for s in a.strings:

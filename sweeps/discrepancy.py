@@ -11,7 +11,6 @@ holds draws [50 b, 50 b + 50) and is drawn from a generator seeded by exactly
 A group of ``draws`` that is not a multiple of 50 uses the first draws of its last block,
 so a group of 30 draws is a prefix of one of 50.
 """
-import zlib
 from typing import Dict, List
 
 import numpy as np
@@ -105,19 +104,13 @@ def cost(shard: Shard) -> float:
     return (p["stop"] - p["start"]) * p["l_max"] * p["k"] ** 2
 
 
-def block_generator(seed: int, cell: str, init: str, k: int, block: int) -> np.random.Generator:
-    """The random stream of one block of draws: a function of its identity only."""
-    entropy = [seed, zlib.crc32(cell.encode()), zlib.crc32(init.encode()), k, block]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
-
-
 def draw_block(cell: str, init: str, k: int, seed: int, block: int, dtype: str = "float64") -> cells.Params:
     """The ``BLOCK`` parameter sets of one block, bias-free, for a binary alphabet (n = 2).
 
     Drawn in float64 then cast, so float32 and float64 sweeps use the same draws.
     """
     shapes = cells.get_cell(cell).shapes(n=2, k=k)
-    return cells.draw(shapes, BLOCK, init, block_generator(seed, cell, init, k, block), DTYPES[dtype])
+    return cells.draw(shapes, BLOCK, init, cells.stream(seed, cell, init, k, block), DTYPES[dtype])
 
 
 def distances(cell: cells.Cell, params: cells.Params, l_max: int) -> torch.Tensor:

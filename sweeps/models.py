@@ -15,7 +15,6 @@ Biases (``bias``), all initialised to zero and trainable:
 - ``authors``: the authors' training code — vanilla with hidden and output biases, GRU
   (and other cells) with one bias per gate and none on the output.
 """
-import zlib
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -54,12 +53,6 @@ def n_params(cell: str, k: int, bias: str) -> int:
     return sum(int(np.prod(s)) for s in shapes(cell, k, bias).values())
 
 
-def generator(*identity) -> np.random.Generator:
-    """A random stream that is a function of ``identity`` (ints and strings) only."""
-    entropy = [zlib.crc32(x.encode()) if isinstance(x, str) else int(x) for x in identity]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
-
-
 def init_params(cell: str, k: int, bias: str, init: str, seeds: List[int], dtype=torch.float32) -> cells.Params:
     """Initial parameters of an ensemble, one member per seed: weights from ``cells.draw``
     (``init``: normal = the paper's N(0, 1)), biases zero. A member's weights depend only on
@@ -67,7 +60,7 @@ def init_params(cell: str, k: int, bias: str, init: str, seeds: List[int], dtype
     and bias option, whatever ensemble it is trained in."""
     all_shapes = shapes(cell, k, bias)
     weights = {name: s for name, s in all_shapes.items() if not name.startswith("b")}
-    members = [cells.draw(weights, 1, init, generator("init", seed, cell, k, init), dtype) for seed in seeds]
+    members = [cells.draw(weights, 1, init, cells.stream("init", seed, cell, k, init), dtype) for seed in seeds]
     return {name: (torch.cat([m[name] for m in members]) if name in weights
                    else torch.zeros(len(seeds), *s, dtype=dtype))
             for name, s in all_shapes.items()}

@@ -186,8 +186,8 @@ def datasets(task: str, n_train: int, n_test: int, data_seed: int, dtype) -> Dic
     run of a sweep sees the same strings (seeds vary the initial weights and the order), and
     a smaller training set is a prefix of a larger one. Both are padded to one length."""
     embedded = task == "embedded-reber"
-    strings = {"train": reber.sample_set(models.generator("data", data_seed, task, "train"), n_train, embedded),
-               "test": reber.sample_set(models.generator("data", data_seed, task, "test"), n_test, embedded)}
+    strings = {"train": reber.sample_set(cells.stream("data", data_seed, task, "train"), n_train, embedded),
+               "test": reber.sample_set(cells.stream("data", data_seed, task, "test"), n_test, embedded)}
     length = max(len(s) for ss in strings.values() for s in ss) - 1
     return {name: reber.encode(ss, embedded, length, dtype) for name, ss in strings.items()}
 
@@ -226,7 +226,7 @@ class Ensemble:
 
     def _fresh(self, seed: int) -> Dict:
         c = self.config
-        rng = models.generator("order", seed, c["task"], c["cell"], c["k"], c["protocol"])
+        rng = cells.stream("order", seed, c["task"], c["cell"], c["k"], c["protocol"])
         return {"epoch": 0, "lr": c["lr"], "prev_loss": None, "stop": None, "rng": rng.bit_generator.state,
                 "epochs": [], "init_gradients": [], "wall_s": 0.0}
 

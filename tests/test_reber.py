@@ -42,8 +42,8 @@ def test_samples_are_in_the_grammar_and_cover_both_branches():
 
 
 def test_sampling_is_seeded():
-    assert reber.sample_set(models.generator(1), 20) == reber.sample_set(models.generator(1), 20)
-    assert reber.sample_set(models.generator(1), 20) != reber.sample_set(models.generator(2), 20)
+    assert reber.sample_set(cells.stream(1), 20) == reber.sample_set(cells.stream(1), 20)
+    assert reber.sample_set(cells.stream(1), 20) != reber.sample_set(cells.stream(2), 20)
 
 
 def test_the_automaton_is_the_truth_not_the_papers_regex():
@@ -82,7 +82,7 @@ def test_encoding_is_one_hot_with_targets_legal_sets_and_mask():
 
 @pytest.mark.parametrize("cell, bias", [("vanilla", "all"), ("gru", "hidden")])
 def test_cell_gradients_match_finite_differences(cell, bias):
-    rng = models.generator("gradcheck", cell)
+    rng = cells.stream("gradcheck", cell)
     p = models.init_params(cell, 3, bias, "normal", [0, 1], torch.float64)
     for name in p:
         if name.startswith("b"):
