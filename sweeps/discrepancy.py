@@ -98,12 +98,6 @@ def plan(spec: Dict) -> List[Group]:
     return groups
 
 
-def cost(shard: Shard) -> float:
-    """Relative cost of a shard, for progress estimates: draws x steps x k^2."""
-    p = shard.params
-    return (p["stop"] - p["start"]) * p["l_max"] * p["k"] ** 2
-
-
 def draw_block(cell: str, init: str, k: int, seed: int, block: int, dtype: str = "float64") -> cells.Params:
     """The ``BLOCK`` parameter sets of one block, bias-free, for a binary alphabet (n = 2).
 

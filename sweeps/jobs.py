@@ -8,8 +8,8 @@ A job module provides:
   over a batch of shards (``states[i]`` is shard i's last checkpoint or None); a shard
   that is not finished yet returns a :class:`Checkpoint` and is submitted again with it;
 - ``finalize(group, shard tables) -> {table: pyarrow.Table}``: runs on the driver;
-- ``cost(shard) -> float`` and ``batch_key(shard)``: shards with the same non-None key
-  may run together in one task, at most ``MAX_BATCH`` of them.
+- ``batch_key(shard)``: shards with the same non-None key may run together in one task,
+  at most ``MAX_BATCH`` of them.
 """
 from dataclasses import dataclass
 
@@ -20,7 +20,8 @@ JOBS = {discrepancy.JOB: discrepancy, training.JOB: training}
 
 @dataclass
 class Checkpoint:
-    """An unfinished shard's state, opaque to the runner, committed by the driver."""
+    """An unfinished shard's state, opaque to the runner, committed by the driver;
+    ``progress`` (e.g. "epoch 12") is shown beside the progress bar."""
 
     state: bytes
     progress: str = ""

@@ -128,6 +128,7 @@ def _compute(spec, store, states, address, max_workers, summary, resume_hint):
                 if isinstance(result, jobs.Checkpoint):
                     store.write_bytes(store.checkpoint_file(shard.job, shard.group, shard.id), result.state)
                     unfinished.append((state, shard))
+                    bar.set_postfix_str(f"{shard.group}: {result.progress}", refresh=False)
                     continue
                 _commit_shard(store, spec, state, shard, result)
                 store.delete(store.checkpoint_file(shard.job, shard.group, shard.id))

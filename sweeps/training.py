@@ -169,12 +169,6 @@ def plan(section: Dict) -> List[Group]:
     return list(groups.values())
 
 
-def cost(shard: Shard) -> float:
-    """Relative cost for progress estimates: sequences x epochs x parameters."""
-    p = shard.params
-    return p["n_train"] * p["max_epochs"] * models.n_params(p["cell"], p["k"], p["bias"])
-
-
 def batch_key(shard: Shard) -> str:
     """Runs that differ only in their seed (and checkpoint interval) train as one ensemble."""
     return content_hash({k: v for k, v in shard.params.items() if k not in ("seed",)})
