@@ -42,6 +42,16 @@ def log_grid(g: pd.DataFrame) -> np.ndarray:
     return np.log10(np.maximum(g.to_numpy(float), FLOOR))
 
 
+def show_grid(ax, values, ls, ks, **kw):
+    """A (k, l) grid as an image: one row per k at its index, labelled with the k values
+    (which need not be contiguous, e.g. 4, 8, 16); l runs 1..l_max."""
+    im = ax.imshow(values, aspect="auto", origin="lower", extent=(ls[0] - 0.5, ls[-1] + 0.5, -0.5, len(ks) - 0.5),
+                   **kw)
+    step = max(1, len(ks) // 10)
+    ax.set_yticks(range(0, len(ks), step), [str(k) for k in ks[::step]])
+    return im
+
+
 def surface(summary: pd.DataFrame, cell: str, init: str = None) -> Figure:
     """Fig 10 (vanilla) / Fig 11 (GRU): D(l,k) as a surface (linear, as in the paper) and
     as a heatmap of log10 D (where the vanilla values near 0 become readable)."""
@@ -57,8 +67,7 @@ def surface(summary: pd.DataFrame, cell: str, init: str = None) -> Figure:
     ax3.set_xlabel("l"), ax3.set_ylabel("k"), ax3.set_zlabel("D(l,k)")
     ax3.set_title(f"D(l,k), {cell}, init {init}")
     ax = fig.add_subplot(1, 2, 2)
-    im = ax.imshow(log_grid(g), aspect="auto", origin="lower", cmap="viridis",
-                   extent=(ls[0] - 0.5, ls[-1] + 0.5, ks[0] - 0.5, ks[-1] + 0.5))
+    im = show_grid(ax, log_grid(g), ls, ks, cmap="viridis")
     fig.colorbar(im, ax=ax, label="log10 D(l,k)")
     ax.set_xlabel("l"), ax.set_ylabel("k")
     n = int(s["n_seeds"].max()), int(s["n_draws"].max())
@@ -120,8 +129,7 @@ def frac_distinct(summary: pd.DataFrame) -> Figure:
                 continue
             g = grid(d, "frac_distinct")
             ks, ls = g.index.to_numpy(), g.columns.to_numpy()
-            im = ax.imshow(g.to_numpy(float), aspect="auto", origin="lower", vmin=0, vmax=1, cmap="magma",
-                           extent=(ls[0] - 0.5, ls[-1] + 0.5, ks[0] - 0.5, ks[-1] + 0.5), gid=f"{cell}|{init}")
+            im = show_grid(ax, g.to_numpy(float), ls, ks, vmin=0, vmax=1, cmap="magma", gid=f"{cell}|{init}")
             ax.set_title(f"{cell}, init {init}", fontsize=10)
             ax.set_xlabel("l"), ax.set_ylabel("k")
     fig.colorbar(im, ax=axes.ravel().tolist(), label="share of draws with ||h_u - h_v|| > threshold")

@@ -233,3 +233,13 @@ def test_cli_figures(cli, full_dir, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "holds no lksweep table" in err
     code, out, err = cli("report", tmp_path / "nope")
     assert code == 2 and "not a directory" in err
+
+
+def test_heatmap_rows_are_labelled_with_their_k_even_when_k_skips():
+    from matplotlib.figure import Figure
+    ax = Figure().add_subplot()
+    values = np.arange(3 * 5, dtype=float).reshape(3, 5)
+    im = fig_discrepancy.show_grid(ax, values, np.arange(1, 6), np.array([4, 8, 16]))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["4", "8", "16"]
+    assert list(ax.get_yticks()) == [0, 1, 2]          # k=8 sits on its own row, not at 10
+    np.testing.assert_array_equal(im.get_array(), values)
