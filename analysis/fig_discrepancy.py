@@ -99,7 +99,7 @@ def curves(summary: pd.DataFrame, ks=None) -> Figure:
                 right.plot(d["l"], d["q50"], gid=f"q50|{cell}|{init}|{k}", **kw)
                 right.fill_between(d["l"], np.maximum(d["q10"], FLOOR), np.maximum(d["q90"], FLOOR),
                                    color=colors[k], alpha=0.15, linewidth=0)
-        for ax, what in ((left, "mean D, 95 % CI across ensembles"), (right, "median, 10-90 % of draws")):
+        for ax, what in ((left, "mean D, 95 % CI across ensembles"), (right, "median, 10-90 % of draws (mean over ensembles)")):
             ax.set_yscale("log")
             ax.set_ylim(bottom=1e-18)
             ax.set_xlabel("l")

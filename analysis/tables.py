@@ -204,7 +204,9 @@ def wilson(successes: int, n: int, level: float = 0.95):
 
 
 # ---------------------------------------------------------------------- aggregation
-D_KEYS = ["cell", "init", "dtype", "k", "l"]
+# Ensembles are combined only when they measured the same thing: a frac_distinct with
+# another threshold is another quantity.
+D_KEYS = ["cell", "init", "dtype", "threshold", "k", "l"]
 
 
 def discrepancy_summary(df: pd.DataFrame, level: float = 0.95, method: str = "auto") -> pd.DataFrame:
@@ -213,7 +215,8 @@ def discrepancy_summary(df: pd.DataFrame, level: float = 0.95, method: str = "au
     Columns: n_seeds, n_draws (total), mean (mean of the ensemble means), ci_lo, ci_hi,
     ci_method ('seeds': t-interval over ensemble means; 'draws': within-ensemble normal
     interval, used when there is one ensemble or ``method='draws'``), q10, q50, q90 (means
-    over ensembles of each ensemble's quantile), frac_distinct (share of all draws).
+    over ensembles of each ensemble's quantile: the table keeps no pooled histogram),
+    frac_distinct (share of all draws). Ensemble means are weighted equally.
     """
     if method not in ("auto", "seeds", "draws"):
         raise ValueError("method: auto, seeds or draws")

@@ -200,6 +200,7 @@ def finalize(group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
         "q50": pa.array(q[:, 1], pa.float64()),
         "q90": pa.array(q[:, 2], pa.float64()),
         "frac_distinct": pa.array(distinct / n, pa.float64()),
+        "threshold": const(s["threshold"], pa.float64()),
     })}
 
 

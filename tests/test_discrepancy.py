@@ -145,6 +145,7 @@ def test_files_carry_spec_hash_and_version(tmp_path, cli):
     df = sweep_rows(tmp_path, cli, "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 50)
     assert list(df.columns[:13]) == ["cell", "init", "k", "l", "seed", "dtype", "n_draws", "mean", "std",
                                      "q10", "q50", "q90", "frac_distinct"]
+    assert (df.threshold == 1e-6).all()
     (path,) = (tmp_path / "out" / "discrepancy").iterdir()
     meta = json.loads(pq.read_metadata(path).metadata[b"lksweep"])
     assert len(meta["spec_hash"]) == 16 and meta["version"]
