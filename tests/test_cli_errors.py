@@ -49,8 +49,6 @@ def error_cases(tmp_path):
         "max workers": (discrepancy(**{"--max-workers": "0"}), "--max-workers expects an integer >= 1"),
         "unreachable address": (discrepancy(**{"--address": "127.0.0.1:1"}), "--address: no Ray cluster answers at 127.0.0.1:1"),
         "malformed address": (discrepancy(**{"--address": "nohost"}), "--address: expected HOST:PORT"),
-        # no cluster runs here: 'auto' finds none, or only the address of one that is gone
-        "auto without a cluster": (discrepancy(**{"--address": "auto"}), "--address: "),
         "unwritable out": (discrepancy(**{"--out": str(blocker / "sub")}), "--out: cannot write to"),
         "out is a file": (discrepancy(**{"--out": str(blocker)}), "is a file, expected a directory"),
         "unknown spec": (["run", "no-such-spec"], "neither a YAML file nor a shipped spec"),
@@ -98,3 +96,15 @@ def test_yaml_errors_name_the_problem(tmp_path, capsys, name):
     path.write_text(text)
     assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_address_auto_resolves_to_the_running_cluster(ray_session):
+    """With the test session's Ray instance running, ``--address auto`` finds it before Ray is
+    asked to connect (with none running it is a one-line error, exit 2)."""
+    import socket
+    from sweeps.cluster import resolve_address
+
+    address = resolve_address("auto")
+    host, _, port = address.rpartition(":")
+    socket.create_connection((host, int(port)), timeout=1.0).close()
+    assert address == ray_session.get_runtime_context().gcs_address
