@@ -114,15 +114,21 @@ def _fmt_rate(r) -> str:
 
 
 # ---------------------------------------------------------------------- claim 1
+def success_rates(runs: Optional[pd.DataFrame], task: str, column: str, threshold: float, by: List[str]):
+    """(runs, rates): the paper's models on ``task``, a run succeeding when ``column`` >=
+    ``threshold``, and Wilson rates per scope, protocol and ``by``; (None, None) if none ran."""
+    d = None if runs is None else paper_models(runs, task)
+    if d is None or d.empty:
+        return None, None
+    d["success"] = d[column] >= threshold
+    return d, rate_summary(d, ["scope", "protocol", *by], "success")
+
+
 def claim1(runs: Optional[pd.DataFrame]) -> Claim:
     c = Claim(1, CLAIMS[1], RULES[1])
-    if runs is None:
+    d, rates = success_rates(runs, "reber", "string_accuracy", STRING_SUCCESS, ["k"])
+    if d is None:
         return c
-    d = paper_models(runs, "reber")
-    if d.empty:
-        return c
-    d["success"] = d["string_accuracy"] >= STRING_SUCCESS
-    rates = rate_summary(d, ["scope", "protocol", "k"], "success")
     for scope, g in rates.groupby("scope", sort=True):
         x, n = int(g["successes"].sum()), int(g["n"].sum())
         lo, hi = wilson(x, n)
@@ -138,13 +144,9 @@ def claim1(runs: Optional[pd.DataFrame]) -> Claim:
 # ---------------------------------------------------------------------- claim 2
 def claim2(runs: Optional[pd.DataFrame]) -> Claim:
     c = Claim(2, CLAIMS[2], RULES[2])
-    if runs is None:
+    d, rates = success_rates(runs, "embedded-reber", "outer_accuracy", OUTER_SUCCESS, ["cell"])
+    if d is None:
         return c
-    d = paper_models(runs, "embedded-reber")
-    if d.empty:
-        return c
-    d["success"] = d["outer_accuracy"] >= OUTER_SUCCESS
-    rates = rate_summary(d, ["scope", "protocol", "cell"], "success")
     for scope, g in rates.groupby("scope", sort=True):
         by = {r.cell: r for r in g.itertuples()}
         if "vanilla" not in by or "gru" not in by:
