@@ -60,6 +60,7 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
     t0 = time.perf_counter()
     lock = store.acquire_lock()
     try:
+        store.remove_temporaries()
         states = survey(spec, store, overwrite)
         store.write_json(store.path("_sweeps", f"{spec.hash}.json"), spec.to_dict())
         summary = Summary(spec, store, tables=sorted({t for s in states for t in s.group.tables}))

@@ -146,6 +146,16 @@ class Store:
         md = pq.read_metadata(path, filesystem=self.fs).metadata or {}
         return json.loads(md[META_KEY]) if META_KEY in md else {}
 
+    def remove_temporaries(self) -> int:
+        """Delete the temporary files of writes that a killed launcher never finished (they
+        never counted as done); call only while holding the lock. Returns how many."""
+        sel = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        stale = [i.path for i in self.fs.get_file_info(sel)
+                 if i.type == pafs.FileType.File and i.base_name.startswith(".tmp-")]
+        for path in stale:
+            self.fs.delete_file(path)
+        return len(stale)
+
     def delete(self, path: str) -> None:
         info = self.fs.get_file_info(path)
         if info.type == pafs.FileType.Directory:

@@ -17,7 +17,8 @@ def start(args, out, **kwargs):
 
 
 def shard_files(out):
-    return sorted(Path(out, "_shards").glob("*/*/*.parquet"))
+    """Committed shard files (a temporary file of an unfinished write starts with '.')."""
+    return sorted(p for p in Path(out, "_shards").glob("*/*/*.parquet") if not p.name.startswith("."))
 
 
 def wait_for_shards(proc, out, n, timeout=120.0):

@@ -75,6 +75,7 @@ def test_ballistic_kills_until_done_equal_an_uninterrupted_run(tmp_path, referen
         pytest.fail(f"the sweep never finished: {len(seen)} of 40 shards after {kills} kills")
     assert kills >= 2, "the test should have killed the launcher mid-sweep several times"
     assert len(seen) == 40
+    assert not list(out.rglob(".tmp-*")), "temporaries of killed writes are cleaned up by the next launcher"
     pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
 
 
@@ -183,3 +184,18 @@ def test_unreadable_records_and_tables_are_one_line_errors(tmp_path, cli):
     code, _, err = cli("figures", out)
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert f"{table} is truncated or corrupt" in err and "Traceback" not in err
+
+
+def test_a_killed_writes_temporary_is_ignored_then_removed(tmp_path, cli):
+    out = tmp_path / "out"
+    args = ["discrepancy", "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 100, "--shard-size", 50,
+            "--out", out]
+    assert cli(*args)[0] == 0
+    (shard, _) = launcher.shard_files(out)
+    half = shard.with_name(f".tmp-dead-{shard.name}")
+    half.write_bytes(shard.read_bytes()[:50])           # what a launcher killed mid-write leaves
+    (out / "discrepancy" / "vanilla-normal-k2-seed0.parquet").unlink()
+    shard.unlink()
+    code, stdout, _ = cli(*args)
+    assert code == 0 and "1 shard(s) computed, 1 reused" in stdout
+    assert not half.exists() and shard.exists()
