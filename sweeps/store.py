@@ -148,7 +148,10 @@ class Store:
 
     def remove_temporaries(self) -> int:
         """Delete the temporary files of writes that a killed launcher never finished (they
-        never counted as done); call only while holding the lock. Returns how many."""
+        never counted as done); call only while holding the lock. Returns how many. Object
+        stores get no temporaries (objects appear whole), so they are not listed."""
+        if not self.is_local:
+            return 0
         sel = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         stale = [i.path for i in self.fs.get_file_info(sel)
                  if i.type == pafs.FileType.File and i.base_name.startswith(".tmp-")]
