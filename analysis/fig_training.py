@@ -14,14 +14,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sweeps.probes import EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
+from sweeps.reber import ALPHABET
+
 from . import hist
 
-ALPHABET = list("BTSXVPE")
 PAPER_K = {("reber", "vanilla"): 5, ("embedded-reber", "vanilla"): 18, ("embedded-reber", "gru"): 10}
-REBER_OUTPUT_PROBES = "B BT BTSSS BTX BTXXVP BTXS BP BPTT BPV BPVV".split()
-REBER_HIDDEN_PROBES = ("q0:B q1:BT q1:BTSS q2:BTX q2:BPTTTVP q3:BTXS q3:BPVV q4:BPTTT "
-                       "q4:BPTTTTVPXTTVPXTTTTTTTTTVPXVPX q5:BPV q5:BTSSSXXTTTVPXTV").split()
-EMBEDDED_PROBES = ["BPBTXSE", "BTBTXSE"]
 
 
 class NothingToDraw(Exception):
@@ -61,15 +59,15 @@ def probe_matrix(rows: pd.DataFrame, kind: str, task: str):
     panels = []
     if not is_embedded(task):
         last = rows.sort_values("position").groupby("probe", sort=False).tail(1)
-        order = REBER_OUTPUT_PROBES if kind == "output" else [p.split(":", 1)[1] for p in REBER_HIDDEN_PROBES]
+        order = REBER_OUTPUT if kind == "output" else REBER_HIDDEN
         known = [p for p in order if p in set(last["probe"])]
         rest = sorted(set(last["probe"]) - set(known), key=len)
         last = last.set_index("probe").loc[known + rest]
         labels = [f"{s}:{p}" if kind == "hidden" else p for p, s in zip(last.index, last["state"])]
         panels.append(("", np.stack(last[col].to_numpy()).astype(float), labels))
     else:
-        for probe in [p for p in EMBEDDED_PROBES if p in set(rows["probe"])] + \
-                     sorted(set(rows["probe"]) - set(EMBEDDED_PROBES)):
+        for probe in [p for p in EMBEDDED if p in set(rows["probe"])] + \
+                     sorted(set(rows["probe"]) - set(EMBEDDED)):
             r = rows[rows["probe"] == probe].sort_values("position")
             labels = [probe[: i + 1] for i in r["position"]]
             panels.append((probe, np.stack(r[col].to_numpy()).astype(float), labels))
@@ -108,7 +106,7 @@ def probe_heatmap(probes: pd.DataFrame, task: str, cell: str, kind: str,
                 vmin, vmax = -1, 1
             im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, gid=f"{protocol}|{probe}")
             ax.set_yticks(range(len(labels)), labels, fontsize=7, family="monospace")
-            cols = ALPHABET if kind == "output" else [f"h{j + 1}" for j in range(m.shape[1])]
+            cols = list(ALPHABET) if kind == "output" else [f"h{j + 1}" for j in range(m.shape[1])]
             ax.set_xticks(range(len(cols)), cols, fontsize=7, rotation=0 if kind == "output" else 90)
             k = int(rows["k"].iloc[0])
             title = f"{cell} k={k}, {protocol}, seed {int(rows['seed'].iloc[0])}"
