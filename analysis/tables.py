@@ -24,7 +24,6 @@ Intervals (all two-sided, 95 % by default):
 No SciPy: the Student-t quantile is computed here (:func:`t_quantile`) from the closed
 form of the t CDF for integer degrees of freedom, inverted by bisection.
 """
-import json
 import math
 import os
 from typing import Dict, Iterable, List, Optional
@@ -32,10 +31,10 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from sweeps.store import Store
 
 TABLES = ("discrepancy", "runs", "epochs", "gradients", "probes")
-META_KEY = b"lksweep"
 
 
 class NoData(ValueError):
@@ -100,30 +99,20 @@ def _read(path: str) -> pd.DataFrame:
                       f"again to recompute it") from None
 
 
-def file_meta(path: str) -> Dict:
-    """The lksweep metadata (version, spec hash, group, ...) of one committed file."""
-    md = pq.read_metadata(path).metadata or {}
-    return json.loads(md[META_KEY]) if META_KEY in md else {}
-
-
 def provenance(out: str) -> Dict:
     """What the report lists about ``out``: sweep specs, package versions, committed groups."""
+    store = Store(out)
     sweeps = []
-    sdir = os.path.join(out, "_sweeps")
-    if os.path.isdir(sdir):
-        for f in sorted(os.listdir(sdir)):
-            if f.endswith(".json") and not f.startswith("."):
-                try:
-                    with open(os.path.join(sdir, f)) as fh:
-                        sweeps.append({"hash": f[:-5], "spec": json.load(fh)})
-                except (OSError, json.JSONDecodeError):
-                    continue
+    for name in store.list_files(store.path("_sweeps"), suffix=".json"):
+        spec = store.read_json(store.path("_sweeps", name))
+        if isinstance(spec, dict):
+            sweeps.append({"hash": name[:-5], "spec": spec})
     groups, versions = {}, {}
     for t in available(out):
         files = table_files(out, t)
         groups[t] = len(files)
         for f in files:
-            v = file_meta(f).get("version", "unknown")
+            v = store.read_meta(f).get("version", "unknown")
             versions[v] = versions.get(v, 0) + 1
     return {"sweeps": sweeps, "groups": groups, "versions": versions}
 
