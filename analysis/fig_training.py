@@ -1,5 +1,5 @@
 """Figures of the training tables (``runs``, ``gradients``, ``probes``; schemas in the
-docstring of ``sweeps/training.py``): Figs 3, 4, 6, 7, 8, 9, success rates and
+``lksweep schema --tables``): Figs 3, 4, 6, 7, 8, 9, success rates and
 ||dloss/dh_t|| against distance. Each function returns a Matplotlib Figure whose plotted
 arrays are the tables' numbers.
 
@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sweeps.probes import EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
-from sweeps.reber import ALPHABET
+from sweeps.contract import ALPHABET, EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
 
 from . import hist
 

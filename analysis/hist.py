@@ -1,12 +1,12 @@
 """Pooling the log-spaced histograms stored in the ``gradients`` table (columns hist_bin,
-hist_count: the non-empty bins of ``sweeps.summaries``' histogram, whose bin layout and
-quantile rule are reused here — a pure-numpy module, no Ray)."""
+hist_count: the non-empty bins of the histogram whose bin layout and quantile rule
+``sweeps.contract`` defines for writers and readers alike)."""
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from sweeps import summaries as S
+from sweeps import contract as S
 
 
 def edges() -> np.ndarray:

@@ -63,21 +63,6 @@ def figure_html(r: Result) -> str:
             f"<figcaption>{html.escape(r.title)} <span class='note'>({r.name}.png / .pdf)</span></figcaption></figure>")
 
 
-def planned_groups(sweeps: List[Dict]) -> Dict[str, int]:
-    """Groups per table planned by the sweeps recorded in _sweeps/ (empty if the specs cannot be
-    expanded here, e.g. a job this installation does not know)."""
-    try:
-        from sweeps.spec import from_record
-        groups = {}
-        for s in sweeps:
-            for g in from_record(s["spec"]).groups():
-                for t in g.tables:
-                    groups.setdefault(t, set()).add(g.name)
-        return {t: len(v) for t, v in groups.items()}
-    except Exception:  # noqa: BLE001 - provenance is best effort, the report must still be written
-        return {}
-
-
 def data_checks(out: str) -> List[str]:
     """Impossible values in the tables, stated on the page rather than hidden."""
     warnings = []
@@ -141,7 +126,7 @@ def render(out: str, results: List[Result], claims: List[C.Claim]) -> str:
     parts.append("<h2>Provenance</h2>")
     versions = ", ".join(f"{v} ({n} file(s))" for v, n in sorted(prov["versions"].items()))
     parts.append(f"<p>lksweep version in the files' metadata: {html.escape(versions or 'unknown')}.</p>")
-    planned = planned_groups(prov["sweeps"])
+    planned = prov["planned"]
     rows = "".join(f"<tr><td class='l'>{t}</td><td>{n}</td><td>{planned.get(t, '?')}</td></tr>"
                    for t, n in sorted(prov["groups"].items()))
     parts.append("<p>Sweep status (committed groups per table; planned by the specs below):</p>"

@@ -100,13 +100,18 @@ def _read(path: str) -> pd.DataFrame:
 
 
 def provenance(out: str) -> Dict:
-    """What the report lists about ``out``: sweep specs, package versions, committed groups."""
+    """What the report lists about ``out``: sweep specs, package versions, committed groups and
+    the groups the recorded sweeps plan per table (read from their records, not re-planned)."""
     store = Store(out)
-    sweeps = []
+    sweeps, planned = [], {}
     for name in store.list_files(store.path("_sweeps"), suffix=".json"):
-        spec = store.read_json(store.path("_sweeps", name))
-        if isinstance(spec, dict):
-            sweeps.append({"hash": name[:-5], "spec": spec})
+        rec = store.read_json(store.path("_sweeps", name))
+        if not isinstance(rec, dict) or not isinstance(rec.get("spec"), dict):
+            continue   # unreadable, or written by another lksweep version
+        sweeps.append({"hash": name[:-5], "spec": rec["spec"]})
+        for job in (rec.get("planned") or {}).values():
+            for table in job["tables"]:
+                planned.setdefault(table, set()).update(job["groups"])
     groups, versions = {}, {}
     for t in available(out):
         files = table_files(out, t)
@@ -114,7 +119,8 @@ def provenance(out: str) -> Dict:
         for f in files:
             v = store.read_meta(f).get("version", "unknown")
             versions[v] = versions.get(v, 0) + 1
-    return {"sweeps": sweeps, "groups": groups, "versions": versions}
+    return {"sweeps": sweeps, "groups": groups, "versions": versions,
+            "planned": {t: len(names) for t, names in planned.items()}}
 
 
 # ---------------------------------------------------------------------- intervals

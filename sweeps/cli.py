@@ -1,12 +1,17 @@
 """The ``lksweep`` command line. Bad input: one line on stderr, exit code 2."""
 import argparse
+import json
 import shlex
 import sys
-from typing import List, Optional
+from functools import partial
+from typing import Callable, Dict, List, Optional, Tuple
 
-from . import __version__, runner, spec as specs
+from . import __version__, contract, runner
+from . import spec as specs
 from .cluster import resolve_address
 from .errors import SweepError, UsageError
+from .job import jobs
+from .settings import add_flags, from_flags
 from .store import Store
 
 
@@ -38,111 +43,46 @@ def _launch_options(p: argparse.ArgumentParser, out_required: bool) -> None:
                    help="replace groups that already exist in --out with other settings")
 
 
-def build_parser() -> Parser:
+def build_parser() -> Tuple[Parser, Dict[str, Callable]]:
+    """The parser, and the function that runs each command (its args, its argv) -> exit code."""
     parser = Parser(prog="lksweep", description="Sweeps of the (l,k)-discrepancy and of Reber-grammar "
-                    "training for vanilla RNN and GRU cells, on Ray, into Parquet.")
+                    "training of recurrent cells, on Ray, into Parquet.")
     parser.add_argument("--version", action="version", version=f"lksweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-
-    d = sub.add_parser("discrepancy", help="sweep D(l,k) over cells, inits, k and seed ensembles")
-    d.add_argument("--cells", required=True, help="comma-separated cells, e.g. vanilla,gru")
-    d.add_argument("--inits", default="normal", help="parameter draws: normal, xavier, uniform (default normal)")
-    d.add_argument("--l-max", required=True, help="longest sequence length l (one pass gives every l <= l_max)")
-    d.add_argument("--k", required=True, help="hidden sizes, e.g. 1-20 or 4,8,16")
-    d.add_argument("--draws", required=True, help="parameter draws per ensemble (N in the paper)")
-    d.add_argument("--seeds", default="0", help="ensemble seeds, e.g. 0 or 0-4 (default 0)")
-    d.add_argument("--shard-size", help="draws per shard, a multiple of 50 (default 1000)")
-    d.add_argument("--dtype", default="float64", help="float64 (default) or float32")
-    _launch_options(d, out_required=True)
-
-    t = sub.add_parser("train", help="train vanilla/GRU models on (embedded) Reber grammars over many seeds")
-    t.add_argument("--task", required=True, help="reber, embedded-reber or both (comma-separated)")
-    t.add_argument("--cells", required=True, help="CELL:K items, e.g. vanilla:18,gru:10")
-    t.add_argument("--protocol", required=True, help="paper, adam or paper,adam")
-    t.add_argument("--seeds", default="0", help="training seeds, e.g. 0-31 (default 0)")
-    t.add_argument("--n-train", help="training strings (default 250 reber, 2000 embedded); the test set is as large")
-    t.add_argument("--max-epochs", help="epoch cap (default 1000 paper, 200 adam)")
-    t.add_argument("--lr", help="learning rate (default: the protocol's for the task)")
-    t.add_argument("--bias", help="paper (default), authors, none, hidden or all")
-    t.add_argument("--dtype", help="float32 (default) or float64")
-    t.add_argument("--checkpoint-s", help="seconds between checkpoints of a running ensemble (default 60)")
-    _launch_options(t, out_required=True)
-
-    g = sub.add_parser("grammar", help="sample or check (embedded) Reber strings")
-    actions = g.add_subparsers(dest="action", required=True, parser_class=Parser)
-    gs = actions.add_parser("sample", help="print N strings of the grammar, one a line")
-    gs.add_argument("-n", type=_positive("-n"), default=1, help="strings to sample (default 1)")
-    gs.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    gc = actions.add_parser("check", help="exit 0 when every STRING is valid, 1 otherwise")
-    gc.add_argument("strings", nargs="+", metavar="STRING")
-    for action in (gs, gc):
-        action.add_argument("--embedded", action="store_true", help="the embedded Reber grammar")
+    handlers: Dict[str, Callable] = {}
+    for job in jobs().values():
+        p = sub.add_parser(job.command, help=job.help)
+        add_flags(p, job.options)
+        _launch_options(p, out_required=True)
+        handlers[job.command] = partial(_launch_job, job)
+        for name, (help_, add_arguments, run) in job.commands().items():
+            add_arguments(sub.add_parser(name, help=help_))
+            handlers[name] = lambda a, argv, run=run: run(a)
 
     r = sub.add_parser("run", help="run a YAML sweep spec or a shipped one (" + ", ".join(specs.shipped()) + ")")
     r.add_argument("spec", metavar="SPEC")
     _launch_options(r, out_required=False)
+    handlers["run"] = lambda a, argv: launch(specs.load(a.spec), a, argv)
 
     s = sub.add_parser("status", help="shards done and pending per table in an output directory")
     s.add_argument("out", metavar="DIR")
+    handlers["status"] = lambda a, argv: status(a)
 
     f = sub.add_parser("figures", help="draw the paper's figures (and more) from DIR's tables into DIR/figures/")
     f.add_argument("out", metavar="DIR")
     rp = sub.add_parser("report", help="write DIR/report.html: the paper's claims against DIR's tables")
     rp.add_argument("out", metavar="DIR")
-    return parser
+    for name in ("figures", "report"):
+        handlers[name] = lambda a, argv: analysis_command(a.command, a.out)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of sweep specs (or, with --tables, every table's columns)")
+    sc.add_argument("--tables", action="store_true", help="the columns of every table, documented, as Markdown")
+    handlers["schema"] = lambda a, argv: schema(a)
+    return parser, handlers
 
 
-def spec_from_options(job: str, section: dict) -> specs.Spec:
-    """A one-section spec from command-line options; errors name the option (``--l-max``),
-    not the spec key (``l_max``)."""
-    section = {key: value for key, value in section.items() if value is not None}
-    try:
-        return specs.validate({"name": job, job: section})
-    except UsageError as e:
-        key, sep, rest = str(e).partition(":")
-        if sep and key in section:
-            raise UsageError(f"--{key.replace('_', '-')}:{rest}") from None
-        raise
-
-
-def _discrepancy_spec(a) -> specs.Spec:
-    return spec_from_options("discrepancy", {
-        "cells": a.cells, "inits": a.inits, "l_max": a.l_max, "k": a.k, "draws": a.draws, "seeds": a.seeds,
-        "dtype": a.dtype, "shard_size": a.shard_size})
-
-
-def _train_spec(a) -> specs.Spec:
-    return spec_from_options("training", {
-        "task": a.task, "cells": a.cells, "protocol": a.protocol, "seeds": a.seeds, "n_train": a.n_train,
-        "max_epochs": a.max_epochs, "lr": a.lr, "bias": a.bias, "dtype": a.dtype, "checkpoint_s": a.checkpoint_s})
-
-
-def grammar(a) -> int:
-    """``grammar sample``: one string a line; ``grammar check``: 0 when all are valid, else 1."""
-    import cells
-    from . import reber
-    if a.action == "sample":
-        if a.seed < 0:
-            raise UsageError(f"--seed: expected an integer >= 0, got {a.seed}")
-        for s in reber.sample_set(cells.stream("cli", a.seed), a.n, a.embedded):
-            print(s)
-        return 0
-    for s in a.strings:
-        bad = sorted(set(s) - set(reber.ALPHABET))
-        if bad:
-            raise UsageError(f"STRING: {s!r} has symbol(s) {', '.join(map(repr, bad))} outside the alphabet "
-                             f"{reber.ALPHABET}")
-    invalid = 0
-    for s in a.strings:
-        states, pos = reber.walk(s, a.embedded)
-        if pos is None:
-            print(f"{s}: valid")
-            continue
-        invalid += 1
-        allowed = "".join(reber.moves(states[-1] if states else reber.START, a.embedded))
-        found = f"{s[pos]!r}" if pos < len(s) else "the end of the string"
-        print(f"{s}: invalid at position {pos} (0-based): {found} where the grammar allows {', '.join(allowed)}")
-    return 1 if invalid else 0
+def _launch_job(job, a, argv: List[str]) -> int:
+    return launch(specs.from_options(job.name, from_flags(a, job.options)), a, argv)
 
 
 def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
@@ -182,21 +122,22 @@ def status(a) -> int:
     return print_status(Store(a.out))
 
 
+def schema(a) -> int:
+    if not a.tables:
+        print(json.dumps(specs.json_schema(), indent=1))
+        return 0
+    for job in jobs().values():
+        for table, columns in job.schemas.items():
+            print(f"## {table} ({job.name} job)\n\n{contract.describe(columns)}\n")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        a = build_parser().parse_args(argv)
-        if a.command == "discrepancy":
-            return launch(_discrepancy_spec(a), a, argv)
-        if a.command == "train":
-            return launch(_train_spec(a), a, argv)
-        if a.command == "grammar":
-            return grammar(a)
-        if a.command == "run":
-            return launch(specs.load(a.spec), a, argv)
-        if a.command in ("figures", "report"):
-            return analysis_command(a.command, a.out)
-        return status(a)
+        parser, handlers = build_parser()
+        a = parser.parse_args(argv)
+        return handlers[a.command](a, argv)
     except (UsageError, SweepError) as e:
         print(f"lksweep: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -1,10 +1,12 @@
 """Shards and groups: the units a sweep is planned, computed and committed in.
 
-A shard is a piece of work whose id is a hash of its content, so the same work always
-gets the same id whatever the sweep that planned it. A group is the set of shards whose
-merged result is committed as one file of a table; its ``settings`` are what a later
-sweep must agree with to count as the same group.
+A shard is a piece of work whose id is a hash of its content, so the same work always gets
+the same id whatever the sweep that planned it. Its ``params`` are a frozen dataclass of the
+job's (everything the shard's numbers depend on). A group is the set of shards whose merged
+result is committed as one file per table; its ``settings`` are what a later sweep must agree
+with to count as the same group.
 """
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,15 +19,20 @@ def content_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def as_dict(params: Any) -> Dict[str, Any]:
+    """A shard's params as a JSON-able dict (for its id, its file's metadata and batch keys)."""
+    return dataclasses.asdict(params)
+
+
 @dataclass(frozen=True)
 class Shard:
     job: str
     group: str
-    params: Dict[str, Any] = field(hash=False, compare=False)
+    params: Any = field(hash=False, compare=False)
 
     @property
     def id(self) -> str:
-        return content_hash({"job": self.job, "params": self.params})
+        return content_hash({"job": self.job, "params": as_dict(self.params)})
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,20 @@ from typing import Dict, List, Optional
 
 from tqdm import tqdm
 
-from . import __version__, jobs
+from . import __version__
 from .cluster import console_to, start_ray
-from .errors import SweepError, UsageError
+from .errors import SweepError
+from .job import Checkpoint, compute, get_job
+from .plan import as_dict
 from .spec import Spec
 from .store import Store
-from .survey import GroupState, survey_group
+from .survey import GroupState, survey_sweep
 
 
 @dataclass
-class Summary:
+class SweepResult:
+    """What one launch did, for the closing lines it prints."""
+
     spec: Spec
     store: Store
     computed: int = 0
@@ -35,35 +39,17 @@ class Summary:
     tables: List[str] = field(default_factory=list)
 
 
-def survey(spec: Spec, store: Store, overwrite: bool = False) -> List[GroupState]:
-    """The state of every planned group; refuses (UsageError) on conflicts unless
-    ``overwrite``, in which case the conflicting groups are deleted first."""
-    states = [survey_group(store, g) for g in spec.groups()]
-    conflicts = [s for s in states if s.conflict]
-    if conflicts and not overwrite:
-        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-        raise UsageError(f"refused: {conflicts[0].conflict}{more}. Write to a new --out directory, "
-                         f"or pass --overwrite to replace those groups")
-    if conflicts:
-        for s in conflicts:
-            for table in s.group.tables:
-                store.delete(store.table_file(table, s.group.name))
-            store.delete(store.shard_dir(s.group.job, s.group.name))
-        states = [survey_group(store, g) if g.name in {c.group.name for c in conflicts} else s
-                  for g, s in zip(spec.groups(), states)]
-    return states
-
-
 def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Optional[int] = None,
-        overwrite: bool = False, resume_hint: str = "") -> Summary:
+        overwrite: bool = False, resume_hint: str = "") -> SweepResult:
     """Run ``spec`` into ``store``; see the module docstring. Inputs are already validated."""
     t0 = time.perf_counter()
     lock = store.acquire_lock()
     try:
         store.remove_temporaries()
-        states = survey(spec, store, overwrite)
-        store.write_json(store.path("_sweeps", f"{spec.hash}.json"), spec.to_dict())
-        summary = Summary(spec, store, tables=sorted({t for s in states for t in s.group.tables}))
+        groups = spec.groups()
+        states = survey_sweep(groups, store, overwrite)
+        store.write_json(store.path("_sweeps", f"{spec.hash}.json"), record(spec, groups))
+        summary = SweepResult(spec, store, tables=sorted({t for s in states for t in s.group.tables}))
         for s in states:
             for path in s.corrupt:
                 print(f"lksweep: {store.display(path)} is truncated or corrupt; computing it again", file=sys.stderr)
@@ -88,14 +74,14 @@ def _batches(states: List[GroupState]):
     together in one task (up to the job's MAX_BATCH); the others run alone."""
     out, open_batches = [], {}
     for state in states:
-        job = jobs.JOBS[state.group.job]
+        job = get_job(state.group.job)
         for shard in state.todo:
             key = job.batch_key(shard)
             if key is None:
                 out.append([(state, shard)])
                 continue
             batch = open_batches.get((shard.job, key))
-            if batch is None or len(batch) >= job.MAX_BATCH:
+            if batch is None or len(batch) >= job.max_batch:
                 batch = open_batches[(shard.job, key)] = []
                 out.append(batch)
             batch.append((state, shard))
@@ -110,7 +96,7 @@ def _compute(spec, store, states, address, max_workers, summary, resume_hint):
     fresh: Dict[str, Dict] = {s.group.name: {} for s in states}
     with console_to(log_path) as console:
         ray, started = start_ray(address, max_workers if address is None else None)
-        task = ray.remote(jobs.compute).options(num_cpus=1, max_retries=3)
+        task = ray.remote(compute).options(num_cpus=1, max_retries=3)
         window = max_workers or 2 * int(ray.cluster_resources().get("CPU", 1))
         bar = tqdm(total=sum(len(s.todo) for s in states), unit="shard", desc=spec.name, file=console,
                    dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
@@ -126,7 +112,7 @@ def _compute(spec, store, states, address, max_workers, summary, resume_hint):
             batch = in_flight.pop(ref)
             unfinished = []
             for (state, shard), result in zip(batch, _get(ray, ref, batch)):
-                if isinstance(result, jobs.Checkpoint):
+                if isinstance(result, Checkpoint):
                     store.write_bytes(store.checkpoint_file(shard.job, shard.group, shard.id), result.state)
                     unfinished.append((state, shard))
                     bar.set_postfix_str(f"{shard.group}: {result.progress}", refresh=False)
@@ -176,6 +162,15 @@ def _get(ray, ref, batch):
         raise SweepError(f"a task of group(s) {names} failed: {str(e).strip().splitlines()[-1]}") from e
 
 
+def record(spec: Spec, groups) -> Dict:
+    """What OUT/_sweeps/<spec hash>.json keeps of a sweep: its validated spec, and per job the
+    tables it writes and the groups it plans (which ``analysis`` reads without planning)."""
+    planned: Dict[str, Dict] = {}
+    for g in groups:
+        planned.setdefault(g.job, {"tables": list(g.tables), "groups": []})["groups"].append(g.name)
+    return {"spec": spec.to_dict(), "planned": planned, "version": __version__}
+
+
 def _meta(spec: Spec, state: GroupState, **extra) -> Dict:
     return {"version": __version__, "spec_hash": spec.hash, "job": state.group.job, "group": state.group.name,
             "settings": state.group.settings, **extra}
@@ -183,20 +178,20 @@ def _meta(spec: Spec, state: GroupState, **extra) -> Dict:
 
 def _commit_shard(store, spec, state, shard, table):
     store.write_table(store.shard_file(shard.job, shard.group, shard.id), table,
-                      _meta(spec, state, shard=shard.id, params=shard.params))
+                      _meta(spec, state, shard=shard.id, params=as_dict(shard.params)))
 
 
 def _commit_group(store, spec, state, fresh):
     """Merge a group's shards (in plan order) and commit its tables that are missing."""
     tables = [fresh[s.id] if s.id in fresh else store.read_table(store.shard_file(s.job, s.group, s.id))
               for s in state.group.shards]
-    merged = jobs.JOBS[state.group.job].finalize(state.group, tables)
+    merged = get_job(state.group.job).finalize(state.group, tables)
     for name in state.missing_tables:
         store.write_table(store.table_file(name, state.group.name), merged[name], _meta(spec, state))
     state.missing_tables = []
 
 
-def print_summary(summary: Summary, file=None) -> None:
+def print_summary(summary: SweepResult, file=None) -> None:
     file = file or sys.stdout
     store = summary.store
     print(f"lksweep: {summary.spec.name}: {summary.computed} shard(s) computed, {summary.reused} reused, "

@@ -1,45 +1,53 @@
 """Sweep specs: YAML files (or the specs shipped in the package) validated at the boundary.
 
-A spec is a mapping with an optional ``name`` and ``description`` and one section per job
-(``discrepancy``, ...). Its hash covers the validated sections only, so a comment or a
-reordered key does not make it another sweep.
+A spec is a mapping with an optional ``name``, ``description``, ``report`` (true: ``run``
+writes the figures and report.html when the sweep ends) and ``include`` (other specs, by
+shipped name or by path relative to this file, whose sections are added to this one's),
+and one section per job (``discrepancy``, ``training``, ...). A section is one block of the
+job's settings or a list of blocks. Its hash covers the validated blocks only, so a comment,
+a reordered key or a spelled-out default does not make it another sweep.
 """
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 from .errors import UsageError
-from .jobs import JOBS
+from .job import get_job, jobs
 from .plan import Group, content_hash
+from .settings import Settings
 
-META_KEYS = {"name", "description", "report"}  # report: true -> `run` writes figures and report.html
+META_KEYS = ("name", "description", "report", "include")
 
 
 @dataclass(frozen=True)
 class Spec:
     name: str
-    sections: Dict[str, Dict]
+    sections: Dict[str, Tuple[Settings, ...]]     # job name -> validated blocks
     report: bool = False
 
     @property
     def hash(self) -> str:
-        return content_hash(self.sections)
+        return content_hash(self.to_dict(meta=False))
 
     def groups(self) -> List[Group]:
-        return [g for job, section in self.sections.items() for g in JOBS[job].plan(section)]
+        """Every planned group, once, in spec order. UsageError when two blocks plan the same
+        group with different settings."""
+        out: Dict[Tuple[str, str], Group] = {}
+        for job, blocks in self.sections.items():
+            for block in blocks:
+                for g in get_job(job).plan(block):
+                    seen = out.setdefault((job, g.name), g)
+                    if seen.settings != g.settings:
+                        raise UsageError(f"{job}: group {g.name} is planned twice with different settings")
+        return list(out.values())
 
-    def to_dict(self) -> Dict:
-        return {"name": self.name, **({"report": True} if self.report else {}), **self.sections}
-
-
-def from_record(record: Dict) -> Spec:
-    """The spec a launcher recorded in OUT/_sweeps/ (``Spec.to_dict()``: sections already
-    validated and normalised, so they are planned as they are)."""
-    return Spec(record.get("name", "sweep"), {job: record[job] for job in JOBS if job in record},
-                bool(record.get("report", False)))
+    def to_dict(self, meta: bool = True) -> Dict:
+        """The validated spec; :func:`validate` accepts it as it is (OUT/_sweeps/ records)."""
+        sections = {job: [b.to_dict() for b in blocks] for job, blocks in self.sections.items()}
+        return {"name": self.name, **({"report": True} if self.report else {}), **sections} if meta else sections
 
 
 def shipped() -> List[str]:
@@ -49,40 +57,104 @@ def shipped() -> List[str]:
 
 def load(name_or_path: str) -> Spec:
     """Read and validate a spec from a YAML path or a shipped spec's name."""
-    if os.path.exists(name_or_path):
-        with open(name_or_path) as f:
-            text, default_name = f.read(), os.path.splitext(os.path.basename(name_or_path))[0]
-    elif name_or_path in shipped():
-        text = resources.files("sweeps.specs").joinpath(f"{name_or_path}.yaml").read_text()
-        default_name = name_or_path
-    else:
-        raise UsageError(f"SPEC: {name_or_path!r} is neither a YAML file nor a shipped spec "
-                         f"(shipped: {', '.join(shipped())})")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise UsageError(f"SPEC: {name_or_path} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    raw, default_name = _read(name_or_path, base=None, chain=())
     return validate(raw, default_name)
 
 
+def _read(name_or_path: str, base: Optional[str], chain: Sequence[str]) -> Tuple[Dict, str]:
+    """The raw mapping of a spec with its includes merged in, and its default name."""
+    path = name_or_path if base is None or os.path.isabs(name_or_path) else os.path.join(base, name_or_path)
+    if os.path.exists(path):
+        with open(path) as f:
+            text, default_name, where = f.read(), os.path.splitext(os.path.basename(path))[0], os.path.abspath(path)
+    elif name_or_path in shipped():
+        text = resources.files("sweeps.specs").joinpath(f"{name_or_path}.yaml").read_text()
+        default_name = where = name_or_path
+    else:
+        raise UsageError(f"SPEC: {name_or_path!r} is neither a YAML file nor a shipped spec "
+                         f"(shipped: {', '.join(shipped())})")
+    if where in chain:
+        raise UsageError(f"SPEC: {where} includes itself ({' -> '.join([*chain, where])})")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UsageError(f"SPEC: {name_or_path} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict) or "include" not in raw:
+        return raw, default_name
+    includes = raw.pop("include")
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise UsageError(f"SPEC: include must be a spec name or path, or a list of them, got {includes!r}")
+    here = os.path.dirname(where) if os.path.isabs(where) else None
+    merged = {key: value for key, value in raw.items() if key in META_KEYS}
+    for other in [*includes, None]:
+        part = raw if other is None else _read(other, here, [*chain, where])[0]
+        if not isinstance(part, dict):
+            raise UsageError(f"SPEC: included spec {other!r} is not a mapping")
+        for key, value in part.items():
+            if key not in META_KEYS:
+                merged[key] = _blocks(merged.get(key)) + _blocks(value)
+    return merged, default_name
+
+
+def _blocks(section) -> list:
+    return [] if section is None else list(section) if isinstance(section, list) else [section]
+
+
 def validate(raw, default_name: str = "sweep") -> Spec:
+    known = jobs()
     if raw is None:
-        raise UsageError(f"SPEC: the spec is empty; give at least one section: {', '.join(JOBS)}")
+        raise UsageError(f"SPEC: the spec is empty; give at least one section: {', '.join(known)}")
     if not isinstance(raw, dict):
-        raise UsageError(f"SPEC: expected a mapping with sections {', '.join(JOBS)}, got {type(raw).__name__}")
-    unknown = set(raw) - set(JOBS) - META_KEYS
+        raise UsageError(f"SPEC: expected a mapping with sections {', '.join(known)}, got {type(raw).__name__}")
+    unknown = set(raw) - set(known) - set(META_KEYS)
     if unknown:
         raise UsageError(f"SPEC: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                         f"allowed: {', '.join(sorted(set(JOBS) | META_KEYS))}")
-    sections = {job: JOBS[job].validate(raw[job]) for job in JOBS if job in raw}
+                         f"allowed: {', '.join(sorted(set(known) | set(META_KEYS)))}")
+    sections = {}
+    for name, job in known.items():
+        if name not in raw:
+            continue
+        blocks = raw[name] if isinstance(raw[name], list) else [raw[name]]
+        if not blocks:
+            raise UsageError(f"{name}: expected a mapping of settings or a non-empty list of them")
+        sections[name] = tuple(job.Settings.parse(b, f"{name}[{i}]" if len(blocks) > 1 else name)
+                               for i, b in enumerate(blocks))
     if not sections:
-        raise UsageError(f"SPEC: no job section; give at least one of {', '.join(JOBS)}")
+        raise UsageError(f"SPEC: no job section; give at least one of {', '.join(known)}")
     name = raw.get("name", default_name)
     if not isinstance(name, str):
         raise UsageError(f"SPEC: name must be a string, got {name!r}")
     report = raw.get("report", False)
     if not isinstance(report, bool):
         raise UsageError(f"SPEC: report must be true or false, got {report!r}")
-    return Spec(name, sections, report)
+    spec = Spec(name, sections, report)
+    spec.groups()   # refuses a group planned twice with different settings
+    return spec
+
+
+def from_options(job: str, block: Dict) -> Spec:
+    """A one-block spec from a job command's flags; errors name the flags (``--l-max``)."""
+    settings = get_job(job).Settings.parse(block, job, flags=True)
+    spec = Spec(job, {job: (settings,)})
+    spec.groups()
+    return spec
+
+
+def json_schema() -> Dict:
+    """The JSON Schema of a spec file (``lksweep schema``), derived from every job's options."""
+    props = {
+        "name": {"type": "string", "description": "the sweep's name (default: the file's name)"},
+        "description": {"type": "string"},
+        "report": {"type": "boolean", "description": "write the figures and report.html when the sweep ends"},
+        "include": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                    "description": "specs (shipped names or paths relative to this file) whose sections are added"},
+    }
+    for name, job in jobs().items():
+        block = {**job.Settings.json_schema(), "description": job.help}
+        props[name] = {"oneOf": [block, {"type": "array", "items": block, "minItems": 1}]}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "lksweep sweep spec",
+            "type": "object", "properties": props, "additionalProperties": False}

@@ -7,7 +7,7 @@ Layout of an output directory ``OUT`` (a local path or a pyarrow filesystem URI 
     OUT/_shards/<job>/<group>/<shard id>.parquet  finished shards, kept apart from the tables
     OUT/_shards/<job>/<group>/<shard id>.ckpt     the last checkpoint of an unfinished shard
     OUT/_sweeps/<spec hash>.json                  every sweep launched on OUT, for `status`
-    OUT/_lock.json                                the launcher writing OUT now
+    OUT/_lock, OUT/_lock.json                     the launcher writing OUT now (lock, holder)
 
 A file is committed by writing it under a temporary name beginning with '.' (which
 pyarrow and pandas ignore) and renaming it, so a crash never leaves a half-written file
@@ -19,8 +19,10 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+import filelock
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -28,8 +30,8 @@ import pyarrow.parquet as pq
 from .errors import SweepError, UsageError
 
 META_KEY = b"lksweep"
-# A lock file that cannot be read yet is being written by a launcher that just created
-# it; only one older than this is taken for a leftover.
+# On object stores, a lock object that cannot be read yet is being written by a launcher that
+# just created it; only one older than this is taken for a leftover.
 LOCK_GRACE_S = 10.0
 
 
@@ -112,24 +114,8 @@ class Store:
         self.write_bytes(path, sink.getvalue().to_pybytes())
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` at ``path`` atomically (temporary name, then rename)."""
-        directory, name = path.rsplit("/", 1)
-        self.fs.create_dir(directory, recursive=True)
-        if not self.is_local:
-            with self.fs.open_output_stream(path) as f:
-                f.write(data)
-            return
-        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        """Write ``data`` at ``path`` atomically (:func:`atomic_write`)."""
+        atomic_write(self.fs, path, data)
 
     def read_bytes(self, path: str) -> Optional[bytes]:
         try:
@@ -177,49 +163,108 @@ class Store:
             return None
 
     # ------------------------------------------------------------------ lock
-    def acquire_lock(self) -> Dict:
-        """Claim OUT for this launcher. SweepError when a live launcher holds it; a lock
-        whose launcher is gone (same host, process dead) is taken over."""
+    def acquire_lock(self) -> "Lock":
+        """Claim OUT for this launcher; SweepError when another launcher holds it.
+
+        A local OUT is locked with an OS file lock (``filelock``) on ``OUT/_lock``, which the
+        kernel releases when its holder dies, however it dies: taking over a dead launcher's
+        lock is atomic, with no stale-lock guessing. ``OUT/_lock.json`` says who holds it.
+        Object stores have no such lock: there the claim is best effort (check, then write).
+        """
         me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "token": uuid.uuid4().hex}
-        path = self.path("_lock.json")
+        info = self.path("_lock.json")
+        if self.is_local:
+            os.makedirs(self.root, exist_ok=True)
+            flock = filelock.FileLock(self.path("_lock"))
+            try:
+                flock.acquire(timeout=0)
+            except filelock.Timeout:
+                raise SweepError(f"{self.display()} is being written by another launcher"
+                                 f"{_who(self.read_json(info))}; wait for it to finish or stop it") from None
+            self.write_json(info, me)
+            return Lock(me, flock)
         for _ in range(2):
-            if self._create_exclusive(path, me):
-                return me
-            held = self.read_json(path)
-            if held is None and time.time() - self.mtime(path) < LOCK_GRACE_S:
+            if self._create_exclusive(info, me):
+                return Lock(me, None)
+            held = self.read_json(info)
+            if held is None and time.time() - self.mtime(info) < LOCK_GRACE_S:
                 raise SweepError(f"{self.display()} is being claimed by another launcher right now; "
                                  f"wait for it to finish or stop it")
             if held and _alive(held):
-                raise SweepError(
-                    f"{self.display()} is being written by another launcher (pid {held['pid']} on "
-                    f"{held['host']}, since {time.ctime(held['since'])}); wait for it to finish or stop it")
-            self.delete(path)  # the holder is dead (or left an unreadable lock long ago): take over
-        raise SweepError(f"could not take the lock {self.display(path)}; another launcher is starting")
+                raise SweepError(f"{self.display()} is being written by another launcher{_who(held)}; wait for "
+                                 f"it to finish or stop it (a launcher that died on another host leaves "
+                                 f"{self.display(info)} behind: delete it)")
+            self.delete(info)  # the holder is dead (or left an unreadable lock long ago): take over
+        raise SweepError(f"could not take the lock {self.display(info)}; another launcher is starting")
 
-    def release_lock(self, me: Dict) -> None:
-        path = self.path("_lock.json")
-        held = self.read_json(path)
-        if held and held.get("token") == me["token"]:
-            self.delete(path)
+    def release_lock(self, lock: "Lock") -> None:
+        info = self.path("_lock.json")
+        held = self.read_json(info)
+        if held and held.get("token") == lock.holder["token"]:
+            self.delete(info)
+        if lock.flock is not None:
+            lock.flock.release()
+
+    def writer(self) -> Optional[Dict]:
+        """The launcher writing OUT now ({host, pid, since}), or None. For a local OUT a
+        leftover ``_lock.json`` whose file lock nobody holds names no writer."""
+        held = self.read_json(self.path("_lock.json"))
+        if not held or not self.is_local:
+            return held
+        probe = filelock.FileLock(self.path("_lock"))
+        try:
+            probe.acquire(timeout=0)
+        except filelock.Timeout:
+            return held
+        probe.release()
+        return None
 
     def mtime(self, path: str) -> float:
         mtime = self.fs.get_file_info(path).mtime
         return mtime.timestamp() if mtime else 0.0
 
     def _create_exclusive(self, path: str, obj: Dict) -> bool:
-        if self.is_local:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "w") as f:
-                json.dump(obj, f)
-            return True
         # Object stores have no exclusive create here: best effort, check then write.
         if self.exists(path):
             return False
         self.write_json(path, obj)
         return True
+
+
+@dataclass
+class Lock:
+    holder: Dict
+    flock: Optional[filelock.FileLock]
+
+
+def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` at ``path`` so that no reader ever sees part of it: on a local disk under
+    a temporary name beginning with '.' (which pyarrow and pandas ignore), fsynced, then
+    renamed; on object stores, where an object appears whole when its upload completes, in
+    place."""
+    directory, name = path.rsplit("/", 1)
+    fs.create_dir(directory, recursive=True)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+        return
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _who(held: Optional[Dict]) -> str:
+    if not held:
+        return ""
+    return f" (pid {held['pid']} on {held['host']}, since {time.ctime(held['since'])})"
 
 
 def _alive(lock: Dict) -> bool:

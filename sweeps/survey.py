@@ -5,6 +5,7 @@ from typing import Dict, List
 
 import pyarrow as pa
 
+from .errors import UsageError
 from .plan import Group, Shard
 from .store import Store
 
@@ -69,3 +70,19 @@ def survey_group(store: Store, group: Group, check_shards: bool = True) -> Group
             return state
     state.todo = [s for s in group.shards if s.id not in state.done]
     return state
+
+
+def survey_sweep(groups: List[Group], store: Store, overwrite: bool = False) -> List[GroupState]:
+    """The state of every planned group; refuses (UsageError) on conflicts unless
+    ``overwrite``, in which case the conflicting groups are deleted first."""
+    states = [survey_group(store, g) for g in groups]
+    conflicts = [s for s in states if s.conflict]
+    if conflicts and not overwrite:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise UsageError(f"refused: {conflicts[0].conflict}{more}. Write to a new --out directory, "
+                         f"or pass --overwrite to replace those groups")
+    for s in conflicts:
+        for table in s.group.tables:
+            store.delete(store.table_file(table, s.group.name))
+        store.delete(store.shard_dir(s.group.job, s.group.name))
+    return [survey_group(store, s.group) if s.conflict else s for s in states]

@@ -1,4 +1,4 @@
-"""Small training tables with the production schema of ``sweeps/training.py`` (runs,
+"""Small training tables with the production schema of the training job (runs,
 gradients, probes), written as the store writes them (one Parquet file per run), for the
 analysis and report tests; plus a real tiny discrepancy sweep."""
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps import summaries as S
+from sweeps import contract as S
 
 PROBS7 = pa.list_(pa.float32())
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps import discrepancy as D
-from sweeps import summaries
+from sweeps.jobs import discrepancy as D
+from sweeps import contract
 
 from . import launcher
 
@@ -90,7 +90,7 @@ def test_every_statistic_matches_the_definition_on_the_same_draws(tmp_path, cli,
     np.testing.assert_allclose(df["mean"], dist.mean(axis=0), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(df["std"], dist.std(axis=0, ddof=1), rtol=1e-7, atol=1e-15)
     np.testing.assert_array_equal(df["frac_distinct"], (dist > 1e-6).mean(axis=0))
-    bin_ratio = 10 ** (1 / summaries.BINS_PER_DECADE)
+    bin_ratio = 10 ** (1 / contract.BINS_PER_DECADE)
     for q, col in [(0.1, "q10"), (0.5, "q50"), (0.9, "q90")]:
         exact = np.quantile(dist, q, axis=0, method="inverted_cdf")
         got = df[col].to_numpy()
@@ -192,11 +192,11 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, cli):
 def test_a_shard_split_into_chunks_gives_the_same_summaries(monkeypatch):
     """A shard too big for one chunk (forced here) summarises exactly the same draws:
     every draw counted once, nothing else counted."""
-    spec = D.validate({"cells": "gru", "l_max": 30, "k": 6, "draws": 330, "shard_size": 1000})
-    (group,) = D.plan(spec)
-    whole = D.finalize(group, [D.compute_shard(s.params) for s in group.shards])["discrepancy"].to_pandas()
+    job = D.Discrepancy()
+    (group,) = job.plan(job.Settings.parse({"cells": "gru", "l_max": 30, "k": 6, "draws": 330, "shard_size": 1000}))
+    whole = job.finalize(group, [D.compute_shard(s.params) for s in group.shards])["discrepancy"].to_pandas()
     monkeypatch.setattr(D, "CHUNK_BYTES", 1)  # one block per chunk
-    chunked = D.finalize(group, [D.compute_shard(s.params) for s in group.shards])["discrepancy"].to_pandas()
+    chunked = job.finalize(group, [D.compute_shard(s.params) for s in group.shards])["discrepancy"].to_pandas()
     pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
     assert (chunked.n_draws == 330).all() and (chunked.frac_distinct <= 1).all()
 

@@ -15,7 +15,9 @@ import pytest
 import torch
 
 import cells
-from sweeps import gradients, metrics, models, protocols, reber, summaries
+from sweeps import contract
+from sweeps.jobs.training import evaluation as metrics
+from sweeps.jobs.training import ensemble, gradients, models, protocols, reber
 
 ALPHABET = "BTSXVPE"
 # Valid embedded Reber strings of different lengths (so padding is exercised); the legal
@@ -248,12 +250,12 @@ def test_paper_protocol_halves_lr_when_the_epoch_error_rises_and_stops_when_it_s
 def _schedule(losses, max_epochs=50, tol=1e-5):
     """Feed a made-up sequence of epoch mean errors to a real paper-protocol member's
     end-of-epoch rule; returns the lr used in each epoch 1.. and the stop reason."""
-    from sweeps import spec as specs, training
+    from sweeps import spec as specs
 
     section = {"task": "reber", "cells": "vanilla:2", "protocol": "paper", "seeds": 0, "n_train": 4,
                "max_epochs": max_epochs, "tol": tol}
     params = [g.shards[0].params for g in specs.validate({"training": section}).groups()]
-    ens = training.Ensemble(params, [None])
+    ens = ensemble.Ensemble(params, [None])
     for loss in losses:
         assert ens.active() == [0]
         ens._evaluate([0], epoch_loss=np.array([loss]))
@@ -307,7 +309,7 @@ def check_summary(row, values):
     assert row["n"] == v.size and int(np.sum(row["hist_count"])) == v.size
     assert row["mean"] == pytest.approx(v.mean(), rel=1e-9, abs=1e-300)
     assert row["max"] == pytest.approx(v[-1], rel=1e-9)
-    bin_ratio = 10 ** (1 / summaries.BINS_PER_DECADE) * (1 + 1e-9)
+    bin_ratio = 10 ** (1 / contract.BINS_PER_DECADE) * (1 + 1e-9)
     for name, q in gradients.QUANTILES.items():
         ref = v[max(math.ceil(q * v.size), 1) - 1]
         if ref == 0:

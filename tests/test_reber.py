@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cells
-from sweeps import models, protocols, reber
+from sweeps.jobs.training import models, protocols, reber
 
 # The automaton of DESIGN.md as an edge list, walked independently of sweeps.reber.
 EDGES = {(0, "T"): 1, (0, "P"): 4, (1, "S"): 1, (1, "X"): 2, (2, "S"): 3, (2, "X"): 4,

@@ -1,6 +1,7 @@
 """Training runs: the loss falls, per-seed results do not depend on the ensemble a seed
 was trained in, checkpoints resume bit-identically (also after a SIGKILLed sweep), the
 tables have the documented columns, and bad input is refused with one line."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 
 from sweeps import spec as specs
-from sweeps import training
-from sweeps.jobs import Checkpoint
+from sweeps.job import Checkpoint, get_job
+from sweeps.jobs.training import tables as training_tables
+
+training = get_job("training")
 
 TINY = {"task": "embedded-reber", "n_train": 40, "n_test": 20, "max_epochs": 3, "batch_size": 8}
 
@@ -29,7 +32,7 @@ def to_completion(params, states=None):
     while True:
         results = training.compute(params, states)
         if not any(isinstance(r, Checkpoint) for r in results):
-            return [training.unpack(r) for r in results]
+            return [training_tables.unpack(r) for r in results]
         states = [r.state if isinstance(r, Checkpoint) else None for r in results]
         assert all(isinstance(r, Checkpoint) for r in results)   # runs here stop together
 
@@ -60,12 +63,12 @@ def test_a_seed_gives_the_same_numbers_alone_or_in_an_ensemble(protocol, cell):
 def test_resuming_from_checkpoints_is_bit_identical():
     params = runs(cells="gru:3", protocol="adam", seeds="0-1", max_epochs=4)
     whole = to_completion(params)
-    first = training.compute([{**p, "checkpoint_s": 1e-9} for p in params], [None, None])
+    first = training.compute([dataclasses.replace(p, checkpoint_s=1e-9) for p in params], [None, None])
     assert all(isinstance(r, Checkpoint) and r.progress == "epoch 1" for r in first)
     # resume each seed in another ensemble than it started in
     resumed = to_completion(params[1:], [first[1].state]) + to_completion(params[:1], [first[0].state])
     for a, b in zip(whole, resumed[::-1]):
-        for name in training.TABLES:
+        for name in training.tables:
             assert without_timing(a)[name].equals(without_timing(b)[name]), name
 
 
@@ -74,7 +77,7 @@ def test_spec_sections_plan_one_group_per_run_with_resolved_settings():
     names = [g.name for g in s.groups()]
     assert len(names) == len(set(names)) == 96
     g = next(g for g in s.groups() if g.name == "embedded-reber-gru-k10-paper-seed3")
-    assert g.settings["n_train"] == 256 and g.settings["lr"] == 0.001 and g.tables == training.TABLES
+    assert g.settings["n_train"] == 256 and g.settings["lr"] == 0.001 and g.tables == training.tables
     a, b = (specs.validate({"training": {**TINY, "cells": "gru:3", "protocol": "adam", "seeds": sd}}).groups()
             for sd in ("0", "1"))
     assert training.batch_key(a[0].shards[0]) == training.batch_key(b[0].shards[0])
@@ -86,7 +89,7 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
     assert code == 0, err
     r = pd.read_parquet(tmp_path / "runs")
     assert len(r) == 4 and set(r.n_params) == {594, 580}
-    for name, schema in training.SCHEMAS.items():
+    for name, schema in training.schemas.items():
         df = pd.read_parquet(tmp_path / name)
         assert list(df.columns) == schema.names, name
     g = pd.read_parquet(tmp_path / "gradients")
@@ -134,7 +137,7 @@ def test_a_killed_training_sweep_resumes_to_the_uninterrupted_result(tmp_path, c
     assert not (killed / "runs").exists()
     assert cli(*args, "--out", killed)[0] == 0
     assert cli(*args, "--out", tmp_path / "whole", "--checkpoint-s", "600")[0] == 0
-    for name in training.TABLES:
+    for name in training.tables:
         a, b = (pd.read_parquet(d / name).sort_values(["run_id"], kind="stable").reset_index(drop=True)
                 for d in (killed, tmp_path / "whole"))
         if name == "runs":

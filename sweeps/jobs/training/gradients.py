@@ -3,7 +3,7 @@
 Per-example gradients come from one batched backward pass: each (member, example) pair
 gets its own replica of the member's parameters, so the gradient with respect to a replica
 is that example's gradient alone. Summaries per (member, tensor): count, mean, max and the
-log-spaced histogram of ``sweeps.summaries`` (quantiles read from it, within 4.7 %).
+log-spaced histogram of ``sweeps.contract`` (quantiles read from it, within 4.7 %).
 
 The vanishing-gradient measure: for loss_T, the loss of the step predicting the outer
 symbol (embedded) or the final E (reber), ||∂loss_T/∂h_t||_2 against d = T - t, summarised
@@ -16,7 +16,8 @@ import torch
 
 import cells
 
-from . import models, summaries
+from ... import contract
+from . import models
 from .protocols import Protocol
 from .reber import Encoded
 
@@ -24,12 +25,12 @@ EXAMPLES = 128       # examples per backward pass: fixed, so a member's sums nev
 QUANTILES = {"q10": 0.1, "q50": 0.5, "q90": 0.9, "q99": 0.99}
 
 
-class Summary:
+class Magnitudes:
     """Running count, sum, max and histogram of non-negative values."""
 
     def __init__(self):
         self.n, self.total, self.max = 0, 0.0, 0.0
-        self.hist = np.zeros(summaries.N_BINS, np.int64)
+        self.hist = np.zeros(contract.N_BINS, np.int64)
 
     def add(self, values: np.ndarray) -> None:
         if values.size == 0:
@@ -37,12 +38,12 @@ class Summary:
         self.n += values.size
         self.total += float(values.sum())
         self.max = max(self.max, float(values.max()))
-        self.hist += np.bincount(summaries.histogram_bins(values), minlength=summaries.N_BINS)
+        self.hist += np.bincount(contract.histogram_bins(values), minlength=contract.N_BINS)
 
     def row(self) -> Dict:
         nonzero = np.flatnonzero(self.hist)
         return {"n": self.n, "mean": self.total / max(self.n, 1), "max": self.max,
-                **{name: summaries.quantile(self.hist, q) for name, q in QUANTILES.items()},
+                **{name: contract.quantile(self.hist, q) for name, q in QUANTILES.items()},
                 "hist_bin": nonzero.astype(np.int16), "hist_count": self.hist[nonzero]}
 
 
@@ -50,7 +51,7 @@ def summarise(cell: cells.Cell, p: cells.Params, data: Encoded, protocol: Protoc
     """For each member, the rows (without run columns) of its gradient summaries:
     quantity 'param' per tensor, then quantity 'hidden' per distance d."""
     e, b, length = p["O"].shape[0], data.x.shape[0], data.x.shape[1]
-    per_member = [({n: Summary() for n in p}, [Summary() for _ in range(length)]) for _ in range(e)]
+    per_member = [({n: Magnitudes() for n in p}, [Magnitudes() for _ in range(length)]) for _ in range(e)]
     for a in range(0, b, EXAMPLES):
         d = data.take(slice(a, a + EXAMPLES))
         c = d.x.shape[0]

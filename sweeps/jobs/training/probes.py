@@ -1,19 +1,13 @@
-"""Probe strings of the paper's heatmaps (Figs 3/4 for Reber, 6/7/8 for embedded Reber)
-and the trained model's outputs and hidden states on them."""
+"""The trained model's outputs and hidden states on the probe strings of the paper's heatmaps
+(Figs 3/4 for Reber, 6/7/8 for embedded Reber; the strings are in ``sweeps.contract``)."""
 from typing import Dict, List
 
 import torch
 
 import cells
 
+from ...contract import EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
 from . import models, reber
-
-# Fig 3 (outputs) and Fig 4 (hidden states, labelled there by the automaton state reached).
-REBER_OUTPUT = ("B", "BT", "BTSSS", "BTX", "BTXXVP", "BTXS", "BP", "BPTT", "BPV", "BPVV")
-REBER_HIDDEN = ("B", "BT", "BTSS", "BTX", "BPTTTVP", "BTXS", "BPVV", "BPTTT",
-                "BPTTTTVPXTTVPXTTTTTTTTTVPXVPX", "BPV", "BTSSSXXTTTVPXTV")
-# Figs 6/7 (outputs) and 8 (hidden states): after the inner E the model must predict P resp. T.
-EMBEDDED = ("BPBTXSE", "BTBTXSE")
 
 
 def probes(task: str) -> List[str]:

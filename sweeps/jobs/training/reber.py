@@ -1,8 +1,9 @@
 """Reber and embedded Reber grammars (paper §III): sampling, validation, legal successors,
-one-hot encoding.
+one-hot encoding, and the data sets of the training runs.
 
-The automaton of DESIGN.md is the truth (the regular expression printed in the paper
-omits the loop 5 -P-> 2 -X-> 4). A state is a tuple; ``moves(state)`` maps every legal
+The automaton is the truth, {state: {symbol: next state}}, each choice taken with
+probability 1/2 (the regular expression printed in the paper omits the loop 5 -P-> 2 -X-> 4,
+so it rejects the valid ``BPVPXTVVE``). A state is a tuple; ``moves(state)`` maps every legal
 next symbol to the state it leads to, so sampling, checking and legal-successor sets are
 all one walk over the same table.
 """
@@ -12,7 +13,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-ALPHABET = "BTSXVPE"                      # one-hot order, n = 7
+import cells
+
+from ...contract import ALPHABET          # one-hot order, n = 7
+
 INDEX = {s: i for i, s in enumerate(ALPHABET)}
 TASKS = ("reber", "embedded-reber")
 
@@ -148,3 +152,14 @@ def encode(strings: Sequence[str], embedded: bool, length: int, dtype=torch.floa
 def one_hot(string: str, dtype=torch.float32) -> torch.Tensor:
     """(len(string), 7) one-hot rows of any string over the alphabet."""
     return torch.eye(7, dtype=dtype)[[INDEX[c] for c in string]]
+
+
+def datasets(task: str, n_train: int, n_test: int, data_seed: int, dtype) -> Dict[str, Encoded]:
+    """The training and test sets: drawn from streams fixed by (data_seed, task) only, so every
+    run of a sweep sees the same strings (seeds vary the initial weights and the order), and
+    a smaller training set is a prefix of a larger one. Both are padded to one length."""
+    embedded = task == "embedded-reber"
+    strings = {"train": sample_set(cells.stream("data", data_seed, task, "train"), n_train, embedded),
+               "test": sample_set(cells.stream("data", data_seed, task, "test"), n_test, embedded)}
+    length = max(len(s) for ss in strings.values() for s in ss) - 1
+    return {name: encode(ss, embedded, length, dtype) for name, ss in strings.items()}

@@ -1,0 +1,109 @@
+"""The job contract: what the engine needs from a job, and the registry it finds jobs in.
+
+A job is the kind of work one section of a spec asks for (``discrepancy``, ``training``). It
+declares its settings once (:mod:`sweeps.settings`) and turns each validated block into groups
+of shards (:mod:`sweeps.plan`); the engine computes the shards as Ray tasks, commits each one,
+and asks the job to merge a group's shards into rows of its tables::
+
+    spec block --parse--> Settings --plan--> [Group of Shards] --compute (Ray)--> shard tables
+        --finalize (driver)--> {table: rows of one group}
+
+A new job is one module or package under ``sweeps/jobs/`` that subclasses :class:`Job` and
+decorates it with :func:`register_job`; the spec, the CLI (a command with one flag per
+option), ``status`` and ``schema`` find it there without edits elsewhere.
+"""
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+
+from .errors import UsageError
+from .plan import Group, Shard
+from .settings import Option, Settings, settings_class
+
+
+@dataclass
+class Checkpoint:
+    """An unfinished shard's state, opaque to the engine, committed by the driver and given
+    back to ``compute`` on the next submission; ``progress`` (e.g. "epoch 12") is shown beside
+    the progress bar. The state must be data only (no pickle): it may come back from a shared
+    bucket."""
+
+    state: bytes
+    progress: str = ""
+
+
+class Job:
+    """Base of every job. Subclasses set the class attributes and implement :meth:`plan`,
+    :meth:`compute` and :meth:`finalize`; the defaults are: no batching, no checkpoints."""
+
+    name: ClassVar[str]                     # the spec section, e.g. "discrepancy"
+    command: ClassVar[str]                  # the CLI command, e.g. "discrepancy", "train"
+    help: ClassVar[str]                     # one line for `lksweep -h`
+    options: ClassVar[Tuple[Option, ...]]   # the settings of one block, declared once
+    tables: ClassVar[Tuple[str, ...]]       # tables its groups commit to
+    schemas: ClassVar[Dict[str, pa.Schema]]  # their columns, documented (sweeps.contract.schema)
+    max_batch: ClassVar[int] = 1            # shards with the same batch_key run together, up to this
+    Settings: ClassVar[type]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "options" in cls.__dict__:
+            cls.Settings = settings_class(f"{cls.__name__}Settings", cls.name, cls.options)
+
+    def plan(self, settings: Settings) -> List[Group]:
+        """The groups of one validated block, in a deterministic order."""
+        raise NotImplementedError
+
+    def batch_key(self, shard: Shard) -> Optional[str]:
+        """Shards with the same non-None key may run together in one task."""
+        return None
+
+    def compute(self, params: Sequence[Any], states: Sequence[Optional[bytes]]) -> List[Any]:
+        """Runs on a Ray worker over a batch of shards' params; ``states[i]`` is shard i's last
+        checkpoint or None. Returns per shard a pyarrow Table (finished) or a Checkpoint
+        (submitted again with it)."""
+        raise NotImplementedError
+
+    def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
+        """Runs on the driver: a group's shard tables (in plan order) as rows of each table."""
+        raise NotImplementedError
+
+    def commands(self) -> Dict[str, Tuple[str, Callable, Callable]]:
+        """Extra CLI commands: name -> (help, add_arguments(parser), run(args) -> exit code)."""
+        return {}
+
+
+_JOBS: Dict[str, Job] = {}
+
+
+def register_job(cls):
+    """Class decorator: make ``cls`` a job of its ``name`` section."""
+    for attr in ("name", "command", "help", "options", "tables", "schemas"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"job {cls.__name__} must define {attr!r}")
+    _JOBS[cls.name] = cls()
+    return cls
+
+
+def jobs() -> Dict[str, Job]:
+    """Every registered job by section name (imports the modules of ``sweeps.jobs`` once)."""
+    if not _JOBS:
+        package = importlib.import_module("sweeps.jobs")
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    return _JOBS
+
+
+def get_job(name: str) -> Job:
+    try:
+        return jobs()[name]
+    except KeyError:
+        raise UsageError(f"unknown job {name!r}; known jobs: {', '.join(sorted(jobs()))}") from None
+
+
+def compute(job: str, params: Sequence[Any], states: Sequence[Optional[bytes]]) -> List[Any]:
+    """What a Ray task runs: the job's compute over a batch of shards."""
+    return get_job(job).compute(params, states)

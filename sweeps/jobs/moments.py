@@ -1,0 +1,25 @@
+"""Mergeable moments of a summary over blocks of draws: per block (n, mean, M2), merged in block
+order with Chan et al.'s pairwise update, so the result does not depend on how blocks were
+spread over shards."""
+import numpy as np
+
+
+def block_moments(d: np.ndarray):
+    """Per column of one block ``d`` (draws, L): mean and M2 = sum of squared deviations."""
+    mean = d.mean(axis=0)
+    return mean, ((d - mean) ** 2).sum(axis=0)
+
+
+def merge_moments(ns: np.ndarray, means: np.ndarray, m2s: np.ndarray):
+    """Fold per-block moments, arrays (blocks, L), left to right in block order.
+
+    Returns (n, mean, M2), each (L,). Deterministic for a given block sequence.
+    """
+    n, mean, m2 = ns[0].astype(np.float64), means[0].copy(), m2s[0].copy()
+    for nb, mb, m2b in zip(ns[1:], means[1:], m2s[1:]):
+        total = n + nb
+        delta = mb - mean
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + delta**2 * (n * nb / total)
+        n = total
+    return n, mean, m2

@@ -1,0 +1,105 @@
+"""The training job (paper §III, Figs 3-9): Reber-grammar training runs as sweeps of seeds.
+
+A run is one (task, cell, k, protocol, seed). Each run is one group and one shard; runs of
+the same configuration that differ only in their seed share a ``batch_key`` and are trained
+together as one ensemble (the cells' leading dimension E), up to ``max_batch``.
+
+Modules: ``reber`` (grammars and data sets), ``models`` (a cell plus a linear output),
+``protocols`` (loss, optimizer, schedule and stopping rule), ``ensemble`` (the trainer),
+``evaluation`` (HS97 accuracies), ``gradients`` (Fig 9 and dloss/dh), ``probes`` (heatmap
+rows), ``checkpoint`` (a run's state as data), ``tables`` (the four tables, documented).
+"""
+import time
+from typing import Dict, List, Optional
+
+import pyarrow as pa
+import torch
+
+import cells
+
+from ...job import Checkpoint, Job, register_job
+from ...plan import Group, Shard, as_dict, content_hash
+from ...settings import Choice, Choices, Int, Ints, Number, Option, Sized
+from . import models, reber
+from .commands import COMMANDS
+from .ensemble import Ensemble
+from .protocols import PROTOCOLS
+from .run import DTYPES, N_TRAIN, Run, run_id
+from .tables import SCHEMAS, TABLES, unpack
+
+
+@register_job
+class Training(Job):
+    name = "training"
+    command = "train"
+    help = "train vanilla/GRU models on (embedded) Reber grammars over many seeds"
+    tables = TABLES
+    schemas = SCHEMAS
+    max_batch = 16                 # seeds of one configuration trained as one ensemble
+    options = (
+        Option("task", Choices(reber.TASKS), "reber, embedded-reber or both (comma-separated)"),
+        Option("cells", Sized(lambda: cells.CELLS), "CELL:K items, e.g. vanilla:18,gru:10"),
+        Option("protocol", Choices(lambda: PROTOCOLS), "paper, adam or paper,adam"),
+        Option("seeds", Ints(minimum=0), "training seeds, e.g. 0-31", [0]),
+        Option("n_train", Int(minimum=1), "training strings (default 250 reber, 2000 embedded)", None),
+        Option("n_test", Int(minimum=1), "test strings (default: as many as n_train)", None),
+        Option("lr", Number(), "learning rate (default: the protocol's for the task)", None),
+        Option("max_epochs", Int(minimum=1), "epoch cap (default 1000 paper, 200 adam)", None),
+        Option("batch_size", Int(minimum=1), "sequences per update (default 1 paper, 50 adam)", None),
+        Option("bias", Choice(models.BIASES), "biases: paper, authors, none, hidden or all", "paper"),
+        Option("init", Choice(cells.INITS), "initial weight draws", "normal"),
+        Option("data_seed", Int(minimum=0), "seed of the training and test strings (shared by every run)", 0),
+        Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float32"),
+        Option("tol", Number(), "paper protocol: stop when the epoch's mean error changes by less", 1e-5),
+        Option("checkpoint_s", Number(), "seconds between checkpoints of a running ensemble (part of a "
+                                         "run's identity: resume with the same value)", 60.0),
+    )
+
+    def plan(self, s) -> List[Group]:
+        """One group (and one shard) per run. Group settings: everything that changes a run's
+        numbers, defaults resolved (so a spec that spells out a default is the same run)."""
+        groups = []
+        for task in s.task:
+            for cell, k in map(Sized.split, s.cells):
+                for name in s.protocol:
+                    protocol = PROTOCOLS[name]
+                    n_train = s.n_train or N_TRAIN[task]
+                    settings = {
+                        "n_train": n_train, "n_test": s.n_test or n_train, "lr": s.lr or protocol.lr[task],
+                        "max_epochs": s.max_epochs or protocol.max_epochs,
+                        "batch_size": s.batch_size or protocol.batch_size,
+                        "bias": s.bias, "init": s.init, "data_seed": s.data_seed, "dtype": s.dtype,
+                        **{key: getattr(s, key) for key in protocol.settings},
+                    }
+                    for seed in s.seeds:
+                        rid = run_id(task, cell, k, name, seed)
+                        run = Run(task, cell, k, name, seed, checkpoint_s=s.checkpoint_s, **settings)
+                        groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))
+        return groups
+
+    def batch_key(self, shard: Shard) -> str:
+        """Runs that differ only in their seed train as one ensemble."""
+        return content_hash({k: v for k, v in as_dict(shard.params).items() if k != "seed"})
+
+    def compute(self, runs: List[Run], states: List[Optional[bytes]]) -> List:
+        """Train ``runs`` (one configuration, several seeds) as one ensemble for about
+        ``checkpoint_s`` seconds (at least one epoch); a run that has stopped returns its
+        tables, the others a Checkpoint to resume from (always at an epoch boundary)."""
+        torch.set_num_threads(1)
+        deadline = time.monotonic() + runs[0].checkpoint_s
+        ens = Ensemble(runs, list(states or [None] * len(runs)))
+        results: Dict[int, pa.Table] = {}
+        while ens.active():   # at least one epoch per call, so every call makes progress
+            stopped = ens.epoch()
+            if stopped:
+                results.update(zip(stopped, ens.finish(stopped)))
+            if time.monotonic() > deadline:
+                break
+        return [results[i] if i in results else Checkpoint(ens.state(i), f"epoch {m['epoch']}")
+                for i, m in enumerate(ens.members)]
+
+    def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
+        return unpack(shard_tables[0])
+
+    def commands(self):
+        return COMMANDS

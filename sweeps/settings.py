@@ -1,0 +1,307 @@
+"""Job settings, declared once.
+
+A job lists its settings as :class:`Option` s (name, kind of value, default, help). Everything
+else is derived from that one declaration:
+
+- validation of a spec block (:meth:`Settings.parse`): defaults filled in, values checked and
+  normalised, every error one line that names the key (``k: range '20-1' is reversed``) or,
+  for a command line, the flag (``--k: ...``);
+- the flags of the job's command (:func:`add_flags`): ``l_max`` becomes ``--l-max``, with the
+  option's help and default;
+- the JSON Schema of a block (:meth:`Settings.json_schema`), which ``lksweep schema`` prints.
+
+A validated block is an instance of the job's settings class, a frozen dataclass made from its
+options (:func:`settings_class`); that object, not a loose dict, is what the job plans from.
+Integer options accept the range syntax users write: ``7``, ``1-20``, ``0,2,5-7`` or a YAML
+list of those.
+"""
+import argparse
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from .errors import UsageError
+
+
+class _Required:
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+INT_RANGES = r"\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*"
+
+
+class Kind:
+    """How one option's value is written, checked and described."""
+
+    def parse(self, value, key: str):
+        raise NotImplementedError
+
+    def schema(self) -> Dict:
+        raise NotImplementedError
+
+    def example(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Ints(Kind):
+    """Distinct integers >= ``minimum``, sorted: ``3``, ``1-20``, ``0,2,5-7`` or a list."""
+
+    minimum: int = 0
+    maximum_count: Optional[int] = None
+
+    def parse(self, value, key: str) -> List[int]:
+        if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
+            raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {value!r}")
+        parts = [value] if isinstance(value, int) else value.split(",") if isinstance(value, str) else list(value)
+        ranges = [_expand(part, key) for part in parts]
+        if not ranges or all(len(r) == 0 for r in ranges):
+            raise UsageError(f"{key}: expected at least one integer, got {value!r}")
+        low = min(r.start for r in ranges)
+        if low < self.minimum:
+            raise UsageError(f"{key}: must be >= {self.minimum}, got {low}")
+        return sorted(set().union(*ranges))
+
+    def schema(self) -> Dict:
+        one = [{"type": "integer", "minimum": self.minimum}, {"type": "string", "pattern": f"^{INT_RANGES}$"}]
+        return {"oneOf": [*one, {"type": "array", "items": {"oneOf": one}, "minItems": 1}]}
+
+    def example(self) -> str:
+        return "e.g. 3, 1-20 or 0,2,5-7"
+
+
+def _expand(part, key: str) -> range:
+    if isinstance(part, bool) or not isinstance(part, (int, str)):
+        raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {part!r}")
+    if isinstance(part, int):
+        return range(part, part + 1)
+    text = part.strip()
+    lo, sep, hi = text.partition("-")
+    if not sep:
+        return range(_int(text, key), _int(text, key) + 1)
+    if not lo:  # a leading '-' is a negative number, which no option here accepts
+        raise UsageError(f"{key}: values must be non-negative integers, got {text!r}")
+    a, b = _int(lo, key), _int(hi, key)
+    if b < a:
+        raise UsageError(f"{key}: range {text!r} is reversed; write {b}-{a}")
+    return range(a, b + 1)
+
+
+def _int(text: str, key: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise UsageError(f"{key}: {text!r} is not an integer (expected e.g. 3, 1-20 or 0,2,5-7)") from None
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    """One integer >= ``minimum`` (and a multiple of ``multiple_of``); ``"12"`` is accepted."""
+
+    minimum: int = 0
+    multiple_of: int = 1
+
+    def parse(self, value, key: str) -> int:
+        if isinstance(value, str) and "," not in value and "-" not in value.strip()[1:]:
+            value = _int(value, key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{key}: expected one integer >= {self.minimum}, got {value!r}")
+        if value < self.minimum:
+            raise UsageError(f"{key}: must be >= {self.minimum}, got {value}")
+        if value % self.multiple_of:
+            raise UsageError(f"{key}: must be a multiple of {self.multiple_of}, got {value}")
+        return value
+
+    def schema(self) -> Dict:
+        s = {"type": "integer", "minimum": self.minimum}
+        return {**s, "multipleOf": self.multiple_of} if self.multiple_of > 1 else s
+
+
+@dataclass(frozen=True)
+class Number(Kind):
+    """A number > 0."""
+
+    def parse(self, value, key: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not number > 0 or math.isinf(number):
+            raise UsageError(f"{key}: expected a positive number, got {value!r}")
+        return number
+
+    def schema(self) -> Dict:
+        return {"type": "number", "exclusiveMinimum": 0}
+
+
+Values = Union[Sequence[str], Callable[[], Iterable[str]]]
+
+
+def _values(values: Values) -> List[str]:
+    return list(values() if callable(values) else values)
+
+
+@dataclass(frozen=True)
+class Choice(Kind):
+    """One name from ``values`` (a sequence, or a function returning one, for registries)."""
+
+    values: Values
+
+    def parse(self, value, key: str) -> str:
+        allowed = _values(self.values)
+        if value not in allowed:
+            raise UsageError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def schema(self) -> Dict:
+        return {"enum": _values(self.values)}
+
+
+@dataclass(frozen=True)
+class Choices(Kind):
+    """Distinct names from ``values``, in the order given: ``a,b`` or a list."""
+
+    values: Values
+
+    def parse(self, value, key: str) -> List[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items or not all(isinstance(n, str) for n in items):
+            raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
+        allowed = _values(self.values)
+        items = [n.strip() for n in items]
+        for n in items:
+            if n not in allowed:
+                raise UsageError(f"{key}: unknown name {n!r}; allowed: {', '.join(sorted(allowed))}")
+        return list(dict.fromkeys(items))
+
+    def schema(self) -> Dict:
+        names = _values(self.values)
+        alt = "|".join(re.escape(n) for n in names)
+        return {"oneOf": [{"type": "string", "pattern": rf"^\s*({alt})\s*(,\s*({alt})\s*)*$"},
+                          {"type": "array", "items": {"enum": names}, "minItems": 1}]}
+
+
+@dataclass(frozen=True)
+class Sized(Kind):
+    """Names with sizes, ``name:K`` items such as ``vanilla:18,gru:10`` (K in the range syntax:
+    ``gru:4-8``), normalised to a list of ``"name:K"`` strings, one per size."""
+
+    values: Values
+
+    def parse(self, value, key: str) -> List[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise UsageError(f"{key}: expected NAME:K items such as vanilla:18,gru:10, got {value!r}")
+        allowed, out = _values(self.values), []
+        for item in items:
+            name, sep, k = str(item).strip().partition(":")
+            if not sep:
+                raise UsageError(f"{key}: expected NAME:K (e.g. gru:10), got {item!r}")
+            if name not in allowed:
+                raise UsageError(f"{key}: unknown name {name!r}; allowed: {', '.join(sorted(allowed))}")
+            out += [f"{name}:{kk}" for kk in Ints(minimum=1).parse(k, key)]
+        return list(dict.fromkeys(out))
+
+    def schema(self) -> Dict:
+        alt = "|".join(re.escape(n) for n in _values(self.values))
+        item = rf"\s*({alt}):\s*\d+\s*(-\s*\d+\s*)?"
+        return {"oneOf": [{"type": "string", "pattern": rf"^{item}(,{item})*$"},
+                          {"type": "array", "items": {"type": "string", "pattern": rf"^{item}$"}, "minItems": 1}]}
+
+    @staticmethod
+    def split(item: str) -> Tuple[str, int]:
+        name, _, k = item.partition(":")
+        return name, int(k)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a job. ``default`` is REQUIRED, a value, or None for "decided by other
+    settings" (the help says by which)."""
+
+    name: str
+    kind: Kind
+    help: str
+    default: Any = REQUIRED
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+class Settings:
+    """Base of the settings classes :func:`settings_class` makes; one instance is one block."""
+
+    options: ClassVar[Tuple[Option, ...]] = ()
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls, raw, where: str = "", flags: bool = False) -> "Settings":
+        """Validate one block (a mapping of key -> value as written). ``where`` prefixes
+        errors about the block itself; value errors name the key, or the flag when ``flags``."""
+        where = where or cls.section
+        if not isinstance(raw, dict):
+            raise UsageError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+        known = {o.name: o for o in cls.options}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                             f"allowed: {', '.join(sorted(known))}")
+        values = {}
+        for o in cls.options:
+            value = raw.get(o.name)
+            label = o.flag if flags else o.name
+            if value is None:
+                if o.required:
+                    raise UsageError(f"{where}: missing required key {o.name!r}" if not flags
+                                     else f"the following arguments are required: {o.flag}")
+                values[o.name] = o.default if o.default is None else o.kind.parse(o.default, label)
+            else:
+                values[o.name] = o.kind.parse(value, label)
+        return cls(**values)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The normalised block, JSON-able; :meth:`parse` accepts it as it is."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def json_schema(cls) -> Dict:
+        props = {}
+        for o in cls.options:
+            p = {**o.kind.schema(), "description": o.help}
+            if not o.required and o.default is not None:
+                p["default"] = o.default
+            props[o.name] = p
+        return {"type": "object", "properties": props, "additionalProperties": False,
+                "required": [o.name for o in cls.options if o.required]}
+
+
+def settings_class(name: str, section: str, options: Sequence[Option]) -> type:
+    """A frozen dataclass with one field per option, subclass of :class:`Settings`."""
+    fields = [(o.name, Any) for o in options]
+    return dataclasses.make_dataclass(name, fields, bases=(Settings,), frozen=True,
+                                      namespace={"options": tuple(options), "section": section})
+
+
+def add_flags(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    """One flag per option; values stay strings here and are checked by :meth:`Settings.parse`."""
+    for o in options:
+        default = "" if o.required or o.default is None else f" (default {_show(o.default)})"
+        parser.add_argument(o.flag, dest=o.name, metavar=o.name.upper(), required=o.required, help=o.help + default)
+
+
+def from_flags(args: argparse.Namespace, options: Sequence[Option]) -> Dict[str, Any]:
+    """The block the given flags describe (flags left out are absent, so defaults apply)."""
+    return {o.name: getattr(args, o.name) for o in options if getattr(args, o.name, None) is not None}
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
