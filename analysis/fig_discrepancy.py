@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .registry import Skip, figure
 from .tables import grid
 
 FLOOR = 1e-20          # the smallest non-zero distance the store's histograms resolve
@@ -134,3 +135,30 @@ def frac_distinct(summary: pd.DataFrame) -> Figure:
             ax.set_xlabel("l"), ax.set_ylabel("k")
     fig.colorbar(im, ax=axes.ravel().tolist(), label="share of draws with ||h_u - h_v|| > threshold")
     return fig
+
+
+# ---------------------------------------------------------------------- registered figures
+def _need_cell(summary: pd.DataFrame, cell: str) -> pd.DataFrame:
+    if not (summary["cell"] == cell).any():
+        raise Skip(f"no {cell} rows in the discrepancy table")
+    return summary
+
+
+@figure("fig10_discrepancy_vanilla", "Fig 10 — D(l,k) of the vanilla RNN", claims=(4,))
+def fig10(t):
+    return surface(_need_cell(t.dsummary(), "vanilla"), "vanilla")
+
+
+@figure("fig11_discrepancy_gru", "Fig 11 — D(l,k) of the GRU", claims=(4,))
+def fig11(t):
+    return surface(_need_cell(t.dsummary(), "gru"), "gru")
+
+
+@figure("discrepancy_curves", "D(l) for chosen k: mean with 95 % CI, and median with 10-90 % band", claims=(4,))
+def discrepancy_curves(t):
+    return curves(t.dsummary())
+
+
+@figure("discrepancy_frac_distinct", "Share of draws that still tell u from v", claims=(4,))
+def discrepancy_frac_distinct(t):
+    return frac_distinct(t.dsummary())

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from sweeps.contract import ALPHABET, EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
 
 from . import hist
+from .registry import Skip, figure
 
 PAPER_K = {("reber", "vanilla"): 5, ("embedded-reber", "vanilla"): 18, ("embedded-reber", "gru"): 10}
 
@@ -78,7 +79,6 @@ def probe_heatmap(probes: pd.DataFrame, task: str, cell: str, kind: str,
     """Figs 3/4 (task reber) and 6/7/8 (embedded-reber): softmax outputs (kind 'output',
     columns B T S X V P E) or hidden states (kind 'hidden', columns h_1..h_k) after each
     probe prefix. Image gid: '<protocol>|<probe>' ('<protocol>|' for Reber)."""
-    from .figures import Skip
     task = _task_name(probes, task)
     try:
         chosen = pick_runs(probes, task, cell)
@@ -134,7 +134,6 @@ def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Fi
     """Fig 9: share of |dloss/dθ| coefficients per log-spaced bin (50 per decade), summed
     over every run, tensor and training example of each cell; one row per protocol, one
     column per stage (at init, trained). Step-line gid: '<protocol>|<stage>|<cell>'."""
-    from .figures import Skip
     g = grads[grads["quantity"] == "param"]
     task = _task_name(g, task)
     if (g["task"] == task).any():
@@ -206,7 +205,6 @@ def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
     """||dloss_T/dh_{T-d}|| against d: pooled median over every run and training example of
     each cell (one line per cell and k), 10-90 % band; one panel per (task, protocol), stage
     'trained' (else 'init'). Line gid: '<task>|<protocol>|<cell>|<k>'."""
-    from .figures import Skip
     g = grads[grads["quantity"] == "hidden"]
     if g.empty:
         raise Skip("no hidden-state gradients")
@@ -233,3 +231,44 @@ def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------- registered figures
+@figure("fig03_reber_outputs", "Fig 3 — vanilla k=5 on Reber: outputs on the probe prefixes", claims=(1,))
+def fig03(t):
+    return probe_heatmap(t.get("probes"), "reber", "vanilla", "output")
+
+
+@figure("fig04_reber_hidden", "Fig 4 — vanilla k=5 on Reber: hidden states, labelled by automaton state", claims=(1,))
+def fig04(t):
+    return probe_heatmap(t.get("probes"), "reber", "vanilla", "hidden")
+
+
+@figure("fig06_embedded_vanilla_outputs", "Fig 6 — vanilla on embedded Reber: outputs", claims=(2,))
+def fig06(t):
+    return probe_heatmap(t.get("probes"), "embedded", "vanilla", "output")
+
+
+@figure("fig07_embedded_gru_outputs", "Fig 7 — GRU on embedded Reber: outputs", claims=(2,))
+def fig07(t):
+    return probe_heatmap(t.get("probes"), "embedded", "gru", "output")
+
+
+@figure("fig08_embedded_vanilla_hidden", "Fig 8 — vanilla on embedded Reber: hidden state", claims=(2,))
+def fig08(t):
+    return probe_heatmap(t.get("probes"), "embedded", "vanilla", "hidden")
+
+
+@figure("fig09_gradients", "Fig 9 — distribution of |dloss/dθ| coefficients (log scale)", claims=(3,))
+def fig09(t):
+    return gradient_histograms(t.get("gradients"))
+
+
+@figure("success_rates", "Success rate of each cell and protocol across training seeds (Wilson 95 %)", claims=(1, 2))
+def success_rates_figure(t):
+    return success_rates(t.get("runs"))
+
+
+@figure("gradient_vs_distance", "||dloss/dh_t|| against distance to the loss term", claims=(3,))
+def gradient_vs_distance_figure(t):
+    return gradient_vs_distance(t.get("gradients"))

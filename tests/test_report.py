@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 
+import markupsafe
 import pandas as pd
 import pytest
 
@@ -107,15 +108,15 @@ def test_report_states_claims_rules_and_provenance(report_dir):
     page = open(path).read()
     for n in (1, 2, 3, 4):
         assert f"Claim {n}:" in page
-        assert C.RULES[n].split(".")[0].replace("'", "&#x27;")[:40] in page
+        assert str(markupsafe.escape(C.RULES[n].split(".")[0]))[:40] in page
     assert page.count("<img ") == 12 and page.count("data:image/png;base64,") == 12
     # per-protocol claim 2: the paper protocol supports it, Adam (vanilla 5/6) leaves it inconclusive
     assert re.search(r"protocol paper <span class=\"v\"[^>]*>supported", page)
     assert re.search(r"protocol adam <span class=\"v\"[^>]*>inconclusive", page)
     from sweeps import __version__
     assert f"lksweep version in the files' metadata: {__version__} (72 file(s))" in page
-    assert "<td class='l'>discrepancy</td><td>72</td><td>72</td>" in page     # committed / planned groups
-    assert "&quot;draws&quot;: 200" in page                                    # the spec
+    assert '<td class="l">discrepancy</td><td>72</td><td>72</td>' in page     # committed / planned groups
+    assert "&#34;draws&#34;: 200" in page                                    # the spec
 
 
 def _chromium():
@@ -162,7 +163,7 @@ def test_run_spec_with_report_ends_with_report(cli, tmp_path):
     assert (out / "report.html").exists() and (out / "figures" / "fig10_discrepancy_vanilla.pdf").exists()
     page = (out / "report.html").read_text()
     for table, n in [("discrepancy", 8), ("runs", 2), ("probes", 2)]:   # committed / planned per table
-        assert f"<td class='l'>{table}</td><td>{n}</td><td>{n}</td>" in page, table
+        assert f'<td class="l">{table}</td><td>{n}</td><td>{n}</td>' in page, table
     bad = tmp_path / "bad.yaml"
     bad.write_text(spec.read_text().replace("report: true", "report: yes please"))
     code, stdout, err = cli("run", bad, "--out", tmp_path / "out2")
