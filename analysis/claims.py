@@ -10,18 +10,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import numpy as np
 import pandas as pd
 
 from . import hist
-from .fig_training import PAPER_K
+from .success import OUTER_SUCCESS, PAPER_K, STRING_SUCCESS
 from .tables import NoData, discrepancy_summary, largest_common, load, rate_summary, wilson
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = "supported", "not supported", "inconclusive", "not measured"
 
 # Thresholds of the rules (module constants so tests and readers see one truth).
-STRING_SUCCESS = 0.95     # a Reber run succeeds when >= 95 % of its test strings are fully correct
-OUTER_SUCCESS = 0.95      # an embedded run succeeds when its outer T/P accuracy is >= 95 %
 MAJORITY = 0.5
 D_VANISH = 1e-2           # "very close to 0": the upper 95 % bound of mean D below this
 D_SEPARATION = 10.0       # GRU's lower bound at least this many times vanilla's upper bound
@@ -39,11 +36,12 @@ CLAIMS = {
 }
 
 RULES = {
-    1: f"Per protocol (and training budget), over the Reber runs of the vanilla cell with k=5: a run succeeds when its string accuracy "
-       f"is >= {STRING_SUCCESS:.0%}. Supported if the Wilson 95 % interval of the success rate lies above "
+    1: f"Per protocol (and training budget), over the Reber runs of the vanilla cell with k=5: a run succeeds when "
+       f"its string accuracy is >= {STRING_SUCCESS:.0%}. Supported if the Wilson 95 % interval of the success rate lies above "
        f"{MAJORITY:.0%}; not supported if it lies below; inconclusive otherwise.",
-    2: f"Per protocol (and training budget), over the embedded-Reber runs of vanilla k=18 and GRU k=10: a run succeeds when its outer T/P accuracy is "
-       f">= {OUTER_SUCCESS:.0%}. Supported if the GRU's Wilson 95 % interval of the success rate lies "
+    2: f"Per protocol (and training budget), over the embedded-Reber runs of vanilla k=18 and GRU k=10: a run "
+       f"succeeds when its outer T/P accuracy is >= {OUTER_SUCCESS:.0%}. Supported if the GRU's Wilson 95 % "
+       f"interval of the success rate lies "
        f"entirely above the vanilla's; not supported if the GRU succeeds on >= {MAJORITY:.0%} of seeds and the "
        f"vanilla's rate is >= the GRU's, or if the vanilla's interval lies above {MAJORITY:.0%} (vanilla reliably "
        f"succeeds); inconclusive otherwise (e.g. neither cell learned under this training budget).",

@@ -8,7 +8,7 @@ GRU k=10 on embedded Reber; else the most frequent k), one panel per protocol, a
 a protocol the run with the lowest seed — a fixed choice, not the best seed, so the figure
 is not cherry-picked; its title gives the run's accuracy.
 """
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import pandas as pd
@@ -18,16 +18,11 @@ from sweeps.contract import ALPHABET, EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
 
 from . import hist
 from .registry import Skip, figure
-
-PAPER_K = {("reber", "vanilla"): 5, ("embedded-reber", "vanilla"): 18, ("embedded-reber", "gru"): 10}
+from .success import PAPER_K, is_embedded, success_flags
 
 
 class NothingToDraw(Exception):
     pass
-
-
-def is_embedded(task: str) -> bool:
-    return task.startswith("embedded")
 
 
 def pick_k(df: pd.DataFrame, task: str, cell: str) -> int:
@@ -165,15 +160,6 @@ def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Fi
 
 
 # ---------------------------------------------------------------------- rates
-def success_flags(runs: pd.DataFrame) -> pd.Series:
-    """Per run: Reber runs succeed at string accuracy >= claims.STRING_SUCCESS, embedded
-    runs at outer accuracy >= claims.OUTER_SUCCESS."""
-    from .claims import OUTER_SUCCESS, STRING_SUCCESS
-    emb = runs["task"].map(is_embedded)
-    return pd.Series(np.where(emb, runs["outer_accuracy"] >= OUTER_SUCCESS,
-                              runs["string_accuracy"] >= STRING_SUCCESS), index=runs.index)
-
-
 def success_rates(runs: pd.DataFrame) -> Figure:
     """Bars: success rate per (task, protocol, cell, k) across seeds, Wilson 95 % error bars.
     Bar gid: '<task>|<protocol>|<cell>|<k>'."""

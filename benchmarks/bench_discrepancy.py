@@ -13,8 +13,6 @@
    its draws, not on how many draws the grid has in all.
 """
 import argparse
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -125,7 +123,7 @@ def main():
         ("large float64 matmul, 1 thread / 2 threads (GFLOP/s)", f"{mm1 / 1e9:.1f} / {mm2 / 1e9:.1f}"),
         ("kernel share of 1-thread matmul peak", f"{flops / serial / mm1:.1%}"),
         (f"one shard of k=512, l_max={l_big}, 50 of 100,000 draws: peak RSS (MiB)", f"{peak:.0f}"),
-        (f"  its time (s); every draw stored would need (GiB)", f"{big_s:.1f}; {100000 * l_big * 8 / 2**30:.1f}"),
+        ("  its time (s); every draw stored would need (GiB)", f"{big_s:.1f}; {100000 * l_big * 8 / 2**30:.1f}"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  value")

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sweeps import spec as specs
 from sweeps import metrics, training
+from sweeps import spec as specs
 
 SEEDS, BATCHES = 8, 10
 

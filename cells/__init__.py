@@ -1,9 +1,17 @@
 """RNN cells as the paper's equations, for whole ensembles at once: pure torch, no I/O.
 
-Adding a cell is one small module: a step function under ``@register``.
+A cell is one small module of this package: a step function under ``@register`` (see
+``registry``); every module here other than ``registry`` and ``draws`` is imported below, so
+a new file is a new cell, known to the discrepancy and training jobs by its name.
 """
-from . import gru, vanilla  # noqa: F401  (registers the cells)
+import importlib
+import pkgutil
+
 from .draws import INITS, draw, stream
 from .registry import CELLS, GUARD, Cell, Params, affine, get_cell, register, with_guard
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("draws", "registry"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["CELLS", "GUARD", "Cell", "INITS", "Params", "affine", "draw", "get_cell", "register", "stream", "with_guard"]

@@ -98,8 +98,8 @@ def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
     print(f"Resume or extend: {command}")
     if sweep.report:
         if not store.is_local:
-            print(f"No report: figures and report need a local --out; copy the tables and run "
-                  f"`lksweep report DIR`")
+            print("No report: figures and report need a local --out; copy the tables and run "
+                  "`lksweep report DIR`")
         else:
             analysis_command("report", store.root)
     return 0

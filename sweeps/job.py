@@ -77,6 +77,7 @@ class Job:
 
 
 _JOBS: Dict[str, Job] = {}
+_DISCOVERED: List[bool] = []
 
 
 def register_job(cls):
@@ -89,11 +90,12 @@ def register_job(cls):
 
 
 def jobs() -> Dict[str, Job]:
-    """Every registered job by section name (imports the modules of ``sweeps.jobs`` once)."""
-    if not _JOBS:
+    """Every registered job by section name (imports every module of ``sweeps.jobs`` once)."""
+    if not _DISCOVERED:
         package = importlib.import_module("sweeps.jobs")
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")
+        _DISCOVERED.append(True)
     return _JOBS
 
 

@@ -1,6 +1,6 @@
-"""Small training tables with the production schema of the training job (runs,
-gradients, probes), written as the store writes them (one Parquet file per run), for the
-analysis and report tests; plus a real tiny discrepancy sweep."""
+"""Small training tables built from the training job's own schemas (runs, gradients,
+probes), one Parquet file per run as the store writes them, for the analysis and report
+tests; plus a real tiny discrepancy sweep."""
 import os
 import shutil
 
@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps import contract as S
+from sweeps.jobs.training.tables import SCHEMAS
 
-PROBS7 = pa.list_(pa.float32())
 
-
-def _write(out, table, run_id, t: pa.Table):
+def _write(out, table, run_id, rows):
+    t = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
     d = os.path.join(out, table)
     os.makedirs(d, exist_ok=True)
     pq.write_table(t, os.path.join(d, f"{run_id}.parquet"))
@@ -31,10 +31,10 @@ def write_runs(out, spec):
             rid = run_id(task, cell, k, protocol, seed)
             emb = task.startswith("embedded")
             row = {
-                "run_id": rid, "task": task, "cell": cell, "k": np.int32(k), "protocol": protocol,
-                "seed": np.int32(seed), "bias": "zero", "init": "normal", "n_params": np.int32(500),
-                "n_train": np.int32(100), "n_test": np.int32(100), "data_seed": np.int32(0),
-                "lr": 0.05, "final_lr": 0.05, "max_epochs": np.int32(10), "epochs": np.int32(10),
+                "run_id": rid, "task": task, "cell": cell, "k": k, "protocol": protocol,
+                "seed": seed, "bias": "zero", "init": "normal", "n_params": 500,
+                "n_train": 100, "n_test": 100, "data_seed": 0,
+                "lr": 0.05, "final_lr": 0.05, "max_epochs": 10, "epochs": 10,
                 "stop_reason": "max_epochs", "final_loss": 1.0, "train_loss": 1.0, "test_loss": 1.0,
                 "train_string_accuracy": acc, "test_string_accuracy": acc, "string_accuracy": acc,
                 "train_step_accuracy": 1.0, "test_step_accuracy": 1.0, "step_accuracy": 1.0,
@@ -42,10 +42,7 @@ def write_runs(out, spec):
                 "outer_accuracy": acc if emb else np.nan, "solved": bool(acc == 1.0),
                 "solved_epoch": None, "outer_epoch": None, "wall_s": 1.0,
             }
-            t = pa.Table.from_pylist([row])
-            t = t.set_column(t.schema.get_field_index("solved_epoch"), "solved_epoch", pa.array([None], pa.int32()))
-            t = t.set_column(t.schema.get_field_index("outer_epoch"), "outer_epoch", pa.array([None], pa.int32()))
-            _write(out, "runs", rid, t)
+            _write(out, "runs", rid, [row])
 
 
 def hist_row(values):
@@ -74,14 +71,7 @@ def write_gradients(out, spec, seed=0):
                 vals = decay ** d * 10 ** rng.normal(0, 0.3, 60)
                 rows.append({**base, "stage": stage, "quantity": "hidden", "tensor": "h", "distance": d,
                              **hist_row(vals)})
-        t = pa.Table.from_pylist(rows)
-        t = t.cast(pa.schema([
-            *(pa.field(n, pa.string()) for n in ("run_id", "task", "cell")), pa.field("k", pa.int32()),
-            pa.field("protocol", pa.string()), pa.field("seed", pa.int32()), pa.field("stage", pa.string()),
-            pa.field("quantity", pa.string()), pa.field("tensor", pa.string()), pa.field("distance", pa.int32()),
-            pa.field("n", pa.int64()), *(pa.field(n, pa.float64()) for n in ("mean", "q10", "q50", "q90", "q99", "max")),
-            pa.field("hist_bin", pa.list_(pa.int16())), pa.field("hist_count", pa.list_(pa.int64()))]))
-        _write(out, "gradients", rid, t)
+        _write(out, "gradients", rid, rows)
 
 
 REBER_OUT = "B BT BTSSS BTX BTXXVP BTXS BP BPTT BPV BPVV".split()
@@ -111,13 +101,7 @@ def write_probes(out, configs, seed=0):
                                  "state": (state if i == len(probe) - 1 and state else f"x{i}"),
                                  "output": logits.tolist(), "probs": (np.exp(logits) / np.exp(logits).sum()).tolist(),
                                  "hidden": rng.uniform(0, 1, k).tolist()})
-            t = pa.Table.from_pylist(rows).cast(pa.schema([
-                *(pa.field(n, pa.string()) for n in ("run_id", "task", "cell")), pa.field("k", pa.int32()),
-                pa.field("protocol", pa.string()), pa.field("seed", pa.int32()), pa.field("probe", pa.string()),
-                pa.field("output_probe", pa.bool_()), pa.field("hidden_probe", pa.bool_()),
-                pa.field("position", pa.int32()), pa.field("symbol", pa.string()), pa.field("state", pa.string()),
-                pa.field("output", PROBS7), pa.field("probs", PROBS7), pa.field("hidden", pa.list_(pa.float32()))]))
-            _write(out, "probes", rid, t)
+            _write(out, "probes", rid, rows)
 
 
 PAPER_LIKE_RUNS = {

@@ -102,6 +102,7 @@ def test_address_auto_resolves_to_the_running_cluster(ray_session):
     """With the test session's Ray instance running, ``--address auto`` finds it before Ray is
     asked to connect (with none running it is a one-line error, exit 2)."""
     import socket
+
     from sweeps.cluster import resolve_address
 
     address = resolve_address("auto")

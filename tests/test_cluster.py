@@ -62,8 +62,8 @@ def test_losing_a_worker_node_mid_sweep_changes_nothing(tmp_path, cli):
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """A moto S3 server on 127.0.0.1 with a bucket, and credentials for it."""
-    from moto.server import ThreadedMotoServer
     import boto3
+    from moto.server import ThreadedMotoServer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,13 +1,12 @@
 """The (l,k)-discrepancy: numbers against plain references, sharding invariance, resume."""
 import math
 
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps.jobs import discrepancy as D
 from sweeps import contract
+from sweeps.jobs import discrepancy as D
 
 from . import launcher
 
@@ -140,8 +139,9 @@ def test_other_settings_are_refused_then_overwritten_on_purpose(tmp_path, cli):
 
 
 def test_files_carry_spec_hash_and_version(tmp_path, cli):
-    import pyarrow.parquet as pq
     import json
+
+    import pyarrow.parquet as pq
     df = sweep_rows(tmp_path, cli, "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 50)
     assert list(df.columns[:13]) == ["cell", "init", "k", "l", "seed", "dtype", "n_draws", "mean", "std",
                                      "q10", "q50", "q90", "frac_distinct"]

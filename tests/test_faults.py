@@ -3,7 +3,6 @@ concurrent launchers, a full disk. Real processes, real files."""
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +54,7 @@ def test_ballistic_kills_until_done_equal_an_uninterrupted_run(tmp_path, referen
     whatever the machine's speed."""
     out, rng = tmp_path / "out", random.Random(7)
     seen, kills = {}, 0
-    for attempt in range(30):
+    for _ in range(30):
         proc = launcher.start(SWEEP, out)
         before = len(launcher.shard_files(out))
         if rng.random() < 1 / 3:

@@ -16,8 +16,8 @@ import torch
 
 import cells
 from sweeps import contract
-from sweeps.jobs.training import evaluation as metrics
 from sweeps.jobs.training import ensemble, gradients, models, protocols, reber
+from sweeps.jobs.training import evaluation as metrics
 
 ALPHABET = "BTSXVPE"
 # Valid embedded Reber strings of different lengths (so padding is exercised); the legal

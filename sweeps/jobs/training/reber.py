@@ -15,7 +15,7 @@ import torch
 
 import cells
 
-from ...contract import ALPHABET          # one-hot order, n = 7
+from ...contract import ALPHABET  # one-hot order, n = 7
 
 INDEX = {s: i for i, s in enumerate(ALPHABET)}
 TASKS = ("reber", "embedded-reber")
