@@ -21,16 +21,17 @@ import time
 import numpy as np
 import torch
 
-from sweeps import discrepancy as D
+from sweeps.jobs import discrepancy as D
 
 GRID = {"cells": "vanilla,gru", "inits": "normal", "l_max": 50, "k": "1-20", "draws": 2000}
 
 
 def serial_compute_seconds():
-    spec = D.validate(GRID)
+    job = D.Discrepancy()
+    spec = job.Settings.parse(GRID)
     t0 = time.perf_counter()
-    for g in D.plan(spec):
-        D.finalize(g, [D.compute_shard(s.params) for s in g.shards])
+    for g in job.plan(spec):
+        job.finalize(g, [D.compute_shard(s.params) for s in g.shards])
     return time.perf_counter() - t0
 
 
@@ -92,9 +93,9 @@ def matmul_flops_per_s(threads):
 
 
 def big_shard_peak_mib(l_max, k):
-    code = (f"import resource, time; from sweeps import discrepancy as D; t=time.perf_counter(); "
-            f"D.compute_shard(dict(cell='vanilla', init='normal', k={k}, seed=0, draws=100000, l_max={l_max}, "
-            f"dtype='float64', threshold=1e-6, start=0, stop=50)); "
+    code = (f"import resource, time; from sweeps.jobs import discrepancy as D; "
+            f"t=time.perf_counter(); D.compute_shard(D.DrawRange(cell='vanilla', init='normal', k={k}, seed=0, "
+            f"draws=100000, l_max={l_max}, dtype='float64', threshold=1e-6, start=0, stop=50)); "
             f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     return float(out[0]), float(out[1])

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sweeps import metrics, training
 from sweeps import spec as specs
+from sweeps.jobs.training import ensemble, reber
+from sweeps.jobs.training import evaluation as metrics
 
 SEEDS, BATCHES = 8, 10
 
@@ -43,7 +44,7 @@ def ensemble_rate(cell: str, k: int) -> float:
     params = [g.shards[0].params for g in specs.validate({"training": {
         "task": "embedded-reber", "cells": f"{cell}:{k}", "protocol": "adam", "seeds": f"0-{SEEDS - 1}",
         "n_train": 50 * BATCHES}}).groups()]
-    ens = training.Ensemble(params, [None] * SEEDS)
+    ens = ensemble.Ensemble(params, [None] * SEEDS)
     t0 = time.perf_counter()
     ens.epoch()                       # BATCHES minibatches per member, then the epoch's evaluation
     epoch = time.perf_counter() - t0
@@ -89,7 +90,7 @@ class Plain(torch.nn.Module):
 
 def plain_rate(cell: str, k: int, kind: str = "hand") -> float:
     """Sequences per second training the same seeds one model at a time."""
-    data = training.datasets("embedded-reber", 50 * BATCHES, 50, 0, torch.float32)["train"]
+    data = reber.datasets("embedded-reber", 50 * BATCHES, 50, 0, torch.float32)["train"]
     t0 = time.perf_counter()
     for seed in range(SEEDS):
         torch.manual_seed(seed)

@@ -1,4 +1,6 @@
-"""Sweep specs, shard planning, the Ray runner, the Parquet store and the CLI."""
+"""The sweep engine: specs, settings, shard planning, the Ray runner, the Parquet store and the
+CLI; the jobs it runs live in ``sweeps.jobs``. See ARCHITECTURE.md for the layers and the data
+flow."""
 from importlib.metadata import PackageNotFoundError, version
 
 try:

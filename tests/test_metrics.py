@@ -203,7 +203,7 @@ def test_evaluate_matches_a_plain_per_string_loop(monkeypatch, cell, k, protocol
 
 # --------------------------------------------------------------------------- paper protocol
 def test_paper_protocol_halves_lr_when_the_epoch_error_rises_and_stops_when_it_settles(tmp_path, cli):
-    """Indexing (sweeps.training): the epochs row of epoch e >= 1 holds the lr USED in epoch e
+    """Indexing (the training job): the epochs row of epoch e >= 1 holds the lr USED in epoch e
     and loss[e], the mean training error over epoch e's updates; epoch 0 is the initial model
     (loss null). After epoch e >= 2 (epoch 1 has no predecessor to compare with):
         lr[e+1] = lr[e] / 2   if loss[e] > loss[e-1],   else lr[e+1] = lr[e];

@@ -9,7 +9,7 @@ import torch
 import cells
 from sweeps.jobs.training import models, protocols, reber
 
-# The automaton of DESIGN.md as an edge list, walked independently of sweeps.reber.
+# The automaton as an edge list, walked independently of sweeps.jobs.training.reber.
 EDGES = {(0, "T"): 1, (0, "P"): 4, (1, "S"): 1, (1, "X"): 2, (2, "S"): 3, (2, "X"): 4,
          (4, "T"): 4, (4, "V"): 5, (5, "P"): 2, (5, "V"): 3}
 PAPER_REGEX = re.compile(r"^(BPT*V(PSE|VE)|BTS*X(SE|XT*V(PSE|VE)))$")

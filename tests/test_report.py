@@ -52,7 +52,7 @@ def test_claim2_flips_per_protocol(tmp_path):
     F.write_runs(str(tmp_path), {
         ("embedded-reber", "vanilla", 18, "paper"): [0.5] * 6,
         ("embedded-reber", "gru", 10, "paper"): [1.0] * 6,
-        ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,   # DESIGN.md: Adam can solve it
+        ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,   # Adam can solve it (measured once, one seed)
         ("embedded-reber", "gru", 10, "adam"): [1.0] * 6,
         ("embedded-reber", "vanilla", 18, "sgd"): [1.0] + [0.5] * 5,
         ("embedded-reber", "gru", 10, "sgd"): [1.0] * 3 + [0.5] * 3,
