@@ -3,10 +3,12 @@
 Every parameter tensor carries a leading ensemble dimension ``E`` (independent draws or
 independently trained seeds), so one call advances a whole ensemble:
 
-    x: (E, B, n) or (B, n)    h: (E, B, k)    step(p, x, h) -> (E, B, k)
+    x: (E, B, n) or (B, n)    s: (E, B, m k)    step(p, x, s) -> (E, B, m k)
 
 where ``B`` is a batch of sequences sharing the ensemble member's parameters; a 2-D ``x``
-is the same input for every member.
+is the same input for every member. The state ``s`` is the hidden state h (m = 1) or, for
+cells that carry more (an LSTM's cell state c), h followed by the rest (m = ``memory``);
+``hidden(s)`` is h, what the output layer reads and what the discrepancy compares.
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
@@ -18,16 +20,22 @@ Params = Dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Cell:
-    """A recurrent cell ``h_t = step(p, x_t, h_{t-1})`` with ``h_{-1} = 0``.
+    """A recurrent cell ``s_t = step(p, x_t, s_{t-1})`` with ``s_{-1} = 0``.
 
     ``gates`` names the affine maps the cell uses; gate ``g`` owns ``U<g>`` (k, n),
-    ``W<g>`` (k, k) and, when biases are on, ``b<g>`` (k,).
+    ``W<g>`` (k, k) and, when biases are on, ``b<g>`` (k,). ``memory`` is the state's width
+    in units of k (1: the state is h).
     """
 
     name: str
     gates: Tuple[str, ...]
     step: Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
     equations: str
+    memory: int = 1
+
+    def hidden(self, s: torch.Tensor) -> torch.Tensor:
+        """h, the first k entries of the state (..., memory k)."""
+        return s if self.memory == 1 else s[..., : s.shape[-1] // self.memory]
 
     def shapes(self, n: int, k: int, bias: bool = False) -> Dict[str, Tuple[int, ...]]:
         """Parameter shapes (without the ensemble dimension), in a fixed order."""
@@ -43,11 +51,11 @@ class Cell:
 CELLS: Dict[str, Cell] = {}
 
 
-def register(name: str, gates: Tuple[str, ...], equations: str):
+def register(name: str, gates: Tuple[str, ...], equations: str, memory: int = 1):
     """Decorator: ``@register("vanilla", ("h",), "h = σ(U x + W h)")`` over a step function."""
 
     def wrap(step):
-        CELLS[name] = Cell(name, gates, step, equations)
+        CELLS[name] = Cell(name, gates, step, equations, memory)
         return step
 
     return wrap

@@ -133,10 +133,11 @@ def distances(cell: cells.Cell, params: cells.Params, l_max: int) -> torch.Tenso
     e, k = w.shape[0], w.shape[-1]
     first = torch.eye(2, dtype=w.dtype)            # u starts with 0, v with 1 (one-hot rows)
     zeros = first[[0, 0]]                          # then both read 0
-    h = torch.zeros(e, 2, k, dtype=w.dtype)
+    s = torch.zeros(e, 2, cell.memory * k, dtype=w.dtype)
     out = torch.empty(e, l_max, dtype=w.dtype)
     for t in range(l_max):
-        h = cell.step(params, first if t == 0 else zeros, h)
+        s = cell.step(params, first if t == 0 else zeros, s)
+        h = cell.hidden(s)
         out[:, t] = torch.linalg.vector_norm(h[:, 0] - h[:, 1], dim=-1)
     return out
 

@@ -67,23 +67,23 @@ def init_params(cell: str, k: int, bias: str, init: str, seeds: List[int], dtype
 
 
 def hidden_states(cell: cells.Cell, p: cells.Params, x: torch.Tensor, steps: int, probe=None) -> torch.Tensor:
-    """Hidden states (E, B, L, k) for inputs x (E, B, L, n): the first ``steps`` computed,
+    """Hidden states h_t (E, B, L, k) for inputs x (E, B, L, n): the first ``steps`` computed,
     the rest zero. Steps past a sequence's end see x = 0 and are masked by the caller; not
     computing steps past the batch's longest sequence only saves time.
 
-    ``probe`` (E, B, L, k) of zeros, if given, is added to every h_t so that the gradient
-    of a loss with respect to it is ∂loss/∂h_t through the whole recurrence."""
+    ``probe`` (E, B, L, k) of zeros, if given, is added to every h_t (the state's h part) so
+    that the gradient of a loss with respect to it is ∂loss/∂h_t through the whole recurrence."""
     e, b, length, _ = x.shape
     k = p["O"].shape[-1]
     p = {n: cells.with_guard(t, b * k) for n, t in p.items()}
     x = cells.with_guard(x, b * k)
-    h = x.new_zeros(x.shape[0], b, k)
+    s = x.new_zeros(x.shape[0], b, cell.memory * k)
     out = []
     for t in range(steps):
-        h = cell.step(p, x[:, :, t], h)
+        s = cell.step(p, x[:, :, t], s)
         if probe is not None:
-            h = h + F.pad(probe[:, :, t], (0, 0, 0, 0, 0, x.shape[0] - e))
-        out.append(h[:e])
+            s = s + F.pad(probe[:, :, t], (0, (cell.memory - 1) * k, 0, 0, 0, x.shape[0] - e))
+        out.append(cell.hidden(s)[:e])
     # Padding to the fixed length L keeps every later reduction the same shape whatever the
     # ensemble, so a member's numbers do not depend on the other members' sequence lengths.
     return F.pad(torch.stack(out, dim=2), (0, 0, 0, length - steps))
