@@ -1,13 +1,17 @@
-"""The figure registry: a figure is a function of an output directory's tables, registered
-with ``@figure(name, title, claims=...)`` in one of the ``fig_*`` modules.
+"""The registries of the report's parts: figures and sections, each a function of an output
+directory's tables.
 
-A figure whose table is missing (or holds nothing it can draw) raises :class:`Skip`, whose
-message becomes a one-line note; ``claims`` places it under those claims of the report (a
-figure with none goes under "Other figures").
+A figure registers with ``@figure(name, title, claims=..., section=...)`` in one of the
+``fig_*`` modules; ``claims`` places it under those claims of the report, ``section`` under that
+section, and a figure with neither goes under "Other figures". A section (a part of the report
+beyond the paper's four claims, e.g. what decides a result) registers with
+``@section(id, title)`` and returns a :class:`Section`. A figure or section whose table is
+missing (or holds nothing it can use) raises :class:`Skip`, whose message becomes a one-line note.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Tuple
 
+import pandas as pd
 from matplotlib.figure import Figure
 
 from .tables import NoData, discrepancy_summary, load
@@ -47,14 +51,43 @@ class FigureDef:
     title: str
     build: Callable[[Tables], Figure]
     claims: Tuple[int, ...] = ()
+    section: str = ""
 
 
 FIGURES: List[FigureDef] = []
 
 
-def figure(name: str, title: str, claims: Tuple[int, ...] = ()):
+def figure(name: str, title: str, claims: Tuple[int, ...] = (), section: str = ""):
     """Decorator: register ``build(tables) -> Figure`` as figure ``name``."""
     def wrap(build):
-        FIGURES.append(FigureDef(name, title, build, tuple(claims)))
+        FIGURES.append(FigureDef(name, title, build, tuple(claims), section))
+        return build
+    return wrap
+
+
+@dataclass
+class Section:
+    """What a section of the report states: paragraphs of text with the numbers, findings
+    (``analysis.claims.Finding``: a scope, a verdict and a sentence, with its table) and tables."""
+
+    paragraphs: List[str] = field(default_factory=list)
+    findings: List = field(default_factory=list)
+    tables: List[pd.DataFrame] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SectionDef:
+    id: str                              # the page anchor
+    title: str
+    build: Callable[[Tables], Section]
+
+
+SECTIONS: List[SectionDef] = []
+
+
+def section(id: str, title: str):
+    """Decorator: register ``build(tables) -> Section`` as a section of the report."""
+    def wrap(build):
+        SECTIONS.append(SectionDef(id, title, build))
         return build
     return wrap

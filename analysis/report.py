@@ -2,7 +2,8 @@
 states each claim of the paper, what this sweep measured, and the verdict of its rule.
 
 The page is the Jinja2 template ``analysis/templates/report.html`` filled with
-:func:`context`; a figure appears under the claims it names when it registers
+:func:`context`: the claims, then the registered sections (``analysis.registry.section``); a
+figure appears under the claims or the section it names when it registers
 (``analysis.registry.figure``), the others under "Other figures".
 """
 import base64
@@ -19,6 +20,7 @@ from sweeps.store import atomic_write
 
 from . import claims as C
 from .figures import FIGURES, Result, write_figures
+from .registry import SECTIONS, Skip, Tables
 from .tables import NoData, available, provenance
 
 COLORS = {C.SUPPORTED: "#1b7f3b", C.NOT_SUPPORTED: "#b3261e", C.INCONCLUSIVE: "#a86b00", C.NOT_MEASURED: "#666"}
@@ -79,25 +81,36 @@ def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
     """Everything the template shows."""
     prov = provenance(out)
     by_name = {r.name: r for r in results}
-    placed = {f.name: f.claims for f in FIGURES}
     shown: set = set()
 
     def finding(f: C.Finding) -> Dict:
         return {"scope": f.scope, "verdict": f.verdict, "summary": f.summary, "table": frame(f.table)}
 
+    def figures_where(placed_here) -> List[Dict]:
+        return [figure_entry(by_name[f.name], shown) for f in FIGURES if placed_here(f) and f.name in by_name]
+
     page_claims = []
     for c in claims:
         missing = [C.Finding("—", C.NOT_MEASURED, "the tables this claim needs are missing.")]
-        figures = [figure_entry(by_name[name], shown) for name, where in placed.items()
-                   if c.number in where and name in by_name]
+        figures = figures_where(lambda f, n=c.number: n in f.claims)
         page_claims.append({"number": c.number, "statement": c.statement, "rule": c.rule,
                             "findings": [finding(f) for f in c.findings],
                             "glance": [finding(f) for f in (c.findings or missing)], "figures": figures})
+    sections, tables = [], Tables(out)
+    for sd in SECTIONS:
+        try:
+            built = sd.build(tables)
+        except Skip:
+            continue
+        sections.append({"id": sd.id, "title": sd.title, "paragraphs": built.paragraphs,
+                         "findings": [finding(f) for f in built.findings],
+                         "tables": [frame(t) for t in built.tables],
+                         "figures": figures_where(lambda f, i=sd.id: f.section == i)})
     planned = prov["planned"]
     return {
         "name": os.path.basename(os.path.abspath(out)), "out": os.path.abspath(out), "css": CSS, "colors": COLORS,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"), "tables": available(out),
-        "claims": page_claims, "data_checks": data_checks(out), "sections": [],
+        "claims": page_claims, "data_checks": data_checks(out), "sections": sections,
         "other_figures": [figure_entry(r, shown) for r in results if r.name not in shown],
         "versions": ", ".join(f"{v} ({n} file(s))" for v, n in sorted(prov["versions"].items())),
         "status": [(t, n, planned.get(t, "?")) for t, n in sorted(prov["groups"].items())],
