@@ -1,6 +1,7 @@
 """Training runs: the loss falls, per-seed results do not depend on the ensemble a seed
-was trained in, checkpoints resume bit-identically (also after a SIGKILLed sweep), the
-tables have the documented columns, and bad input is refused with one line."""
+was trained in (either engine), checkpoints resume bit-identically (also after a SIGKILLed
+sweep), the ingredients expand into the right runs, validation selects and stops, the tables
+have the documented columns, and bad input is refused with one line."""
 import dataclasses
 import os
 import signal
@@ -46,13 +47,15 @@ def test_loss_falls_in_a_short_real_training_run():
                                 max_epochs=8, batch_size=10))
     epochs = out["epochs"].to_pandas()
     assert list(epochs.epoch) == list(range(9))
-    assert epochs.train_loss.iloc[-1] < 0.7 * epochs.train_loss.iloc[0]
-    assert epochs.test_step_accuracy.iloc[-1] > epochs.test_step_accuracy.iloc[0]
+    assert epochs.val_loss.iloc[-1] < 0.7 * epochs.val_loss.iloc[0]
+    assert epochs.train_loss.iloc[-1] < 0.8 * epochs.train_loss.iloc[1]
+    assert epochs.val_step_accuracy.iloc[-1] > epochs.val_step_accuracy.iloc[0]
 
 
-@pytest.mark.parametrize("protocol, cell", [("adam", "gru:4"), ("paper", "vanilla:5")])
-def test_a_seed_gives_the_same_numbers_alone_or_in_an_ensemble(protocol, cell):
-    params = runs(cells=cell, protocol=protocol, seeds="0-2")
+@pytest.mark.parametrize("protocol, cell, engine", [
+    ("adam", "gru:4", "torch"), ("paper", "vanilla:5", "torch"), ("adam", "gru:3", "numba"), ("paper", "vanilla:5", "numba")])
+def test_a_seed_gives_the_same_numbers_alone_or_in_an_ensemble(protocol, cell, engine):
+    params = runs(cells=cell, protocol=protocol, seeds="0-2", engine=engine, order="shuffled")
     (alone,) = to_completion([params[1]])
     grouped = to_completion(params)
     for name, table in without_timing(alone).items():
@@ -60,8 +63,9 @@ def test_a_seed_gives_the_same_numbers_alone_or_in_an_ensemble(protocol, cell):
     assert not without_timing(grouped[0])["epochs"].equals(without_timing(alone)["epochs"])
 
 
-def test_resuming_from_checkpoints_is_bit_identical():
-    params = runs(cells="gru:3", protocol="adam", seeds="0-1", max_epochs=4)
+@pytest.mark.parametrize("engine", ["torch", "numba"])
+def test_resuming_from_checkpoints_is_bit_identical(engine):
+    params = runs(cells="gru:3", protocol="adam", seeds="0-1", max_epochs=4, engine=engine)
     whole = to_completion(params)
     first = training.compute([dataclasses.replace(p, checkpoint_s=1e-9) for p in params], [None, None])
     assert all(isinstance(r, Checkpoint) and r.progress == "epoch 1" for r in first)
@@ -74,10 +78,41 @@ def test_resuming_from_checkpoints_is_bit_identical():
 
 def test_spec_sections_plan_one_group_per_run_with_resolved_settings():
     s = specs.load("paper-training")
-    names = [g.name for g in s.groups()]
-    assert len(names) == len(set(names)) == 96
-    g = next(g for g in s.groups() if g.name == "embedded-reber-gru-k10-paper-seed3")
-    assert g.settings["n_train"] == 256 and g.settings["lr"] == 0.001 and g.tables == training.tables
+    groups = {g.name: g for g in s.groups()}
+    assert len(groups) == len(s.groups())
+    g = groups["embedded-reber-gru-k10-paper-seed3"]
+    assert g.settings == {"optimizer": "sgd", "loss": "squared-error", "order": "fixed", "n_train": 256, "n_val": 256,
+                          "n_test": 256, "lr": 0.001, "max_epochs": 1000, "batch_size": 1, "bias": "authors",
+                          "init": "normal", "data_seed": 0, "dtype": "float64", "engine": "numba", "tol": 1e-5}
+    assert g.tables == training.tables
+    # the paper protocol at the authors' budget, and its 2x2 of optimizer x loss on the same strings and seeds
+    for cell in ("vanilla-k18", "gru-k10"):
+        factorial = {name.split("-seed")[0].split(f"{cell}-")[1] for name in groups
+                     if name.startswith(f"embedded-reber-{cell}-paper")}
+        assert {"paper", "paper+adam", "paper+cross-entropy", "paper+adam+cross-entropy"} <= factorial
+        for recipe in ("paper", "paper+adam", "paper+cross-entropy", "paper+adam+cross-entropy"):
+            seeds = [groups[f"embedded-reber-{cell}-{recipe}-seed{i}"].shards[0].params for i in range(16)]
+            assert {(p.n_train, p.data_seed, p.batch_size, p.order, p.max_epochs, p.dtype) for p in seeds} == \
+                {(256, 0, 1, "fixed", 1000, "float64")}
+    a, b = (specs.validate({"training": {**TINY, "cells": "gru:3", "protocol": "adam", "seeds": sd}}).groups()
+            for sd in ("0", "1"))
+    assert training.batch_key(a[0].shards[0]) == training.batch_key(b[0].shards[0])
+
+
+def test_ingredients_expand_into_one_run_per_combination_named_by_what_differs():
+    groups = specs.validate({"training": {"task": "embedded-reber", "cells": "vanilla:4", "protocol": "paper,adam",
+                                          "optimizer": "sgd,adam", "loss": "squared-error,cross-entropy",
+                                          "batch_size": "1,50", "seeds": "0-1"}}).groups()
+    assert len(groups) == 2 * 2 * 2 * 2 * 2
+    names = {g.name for g in groups}
+    assert "embedded-reber-vanilla-k4-paper-seed0" in names                      # the protocol's own ingredients
+    assert "embedded-reber-vanilla-k4-paper+adam+cross-entropy+b50-seed1" in names
+    assert "embedded-reber-vanilla-k4-adam+sgd+squared-error+b1+fixed-seed0" not in names   # adam keeps its order
+    assert "embedded-reber-vanilla-k4-adam+sgd+squared-error+b1-seed0" in names
+    adam_sgd = next(g for g in groups if g.name == "embedded-reber-vanilla-k4-adam+sgd-seed0")
+    assert adam_sgd.settings["lr"] == 0.001 and adam_sgd.settings["n_train"] == 2000
+    paper_adam = next(g for g in groups if g.name == "embedded-reber-vanilla-k4-paper+adam-seed0")
+    assert paper_adam.settings["lr"] == 1e-3 and paper_adam.settings["order"] == "fixed"
     a, b = (specs.validate({"training": {**TINY, "cells": "gru:3", "protocol": "adam", "seeds": sd}}).groups()
             for sd in ("0", "1"))
     assert training.batch_key(a[0].shards[0]) == training.batch_key(b[0].shards[0])
@@ -88,7 +123,8 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
                          "--seeds", "0-1", "--n-train", "20", "--max-epochs", "1", "--out", tmp_path)
     assert code == 0, err
     r = pd.read_parquet(tmp_path / "runs")
-    assert len(r) == 4 and set(r.n_params) == {594, 580}
+    assert len(r) == 4 and set(r.n_params) == {601, 610}      # the authors' biases (the paper says 594, 580)
+    assert set(r.engine) == {"numba"} and set(r.recipe) == {"adam"}
     for name, schema in training.schemas.items():
         df = pd.read_parquet(tmp_path / name)
         assert list(df.columns) == schema.names, name
@@ -109,8 +145,11 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
 
 
 @pytest.mark.parametrize("args, option", [
-    (["--task", "penn"], "--task"), (["--cells", "lstm:4"], "--cells"), (["--cells", "gru:0"], "--cells"),
+    (["--task", "penn"], "--task"), (["--cells", "nosuchcell:4"], "--cells"), (["--cells", "gru:0"], "--cells"),
     (["--protocol", "sgd"], "--protocol"), (["--seeds", "5-2"], "--seeds"), (["--n-train", "0"], "--n-train"),
+    (["--optimizer", "rmsprop"], "--optimizer"), (["--loss", "hinge"], "--loss"), (["--order", "sorted"], "--order"),
+    (["--batch-size", "0"], "--batch-size"), (["--engine", "jax"], "--engine"),
+    (["--engine", "numba", "--dtype", "float32"], "engine"),
 ])
 def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, option):
     base = {"--task": "reber", "--cells": "gru:3", "--protocol": "adam", "--seeds": "0"}
@@ -122,7 +161,7 @@ def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, option)
 
 def test_a_killed_training_sweep_resumes_to_the_uninterrupted_result(tmp_path, cli):
     args = ["train", "--task", "reber", "--cells", "vanilla:5", "--protocol", "paper", "--seeds", "0-1",
-            "--n-train", "60", "--max-epochs", "12", "--checkpoint-s", "0.5"]
+            "--n-train", "60", "--max-epochs", "12", "--checkpoint-s", "0.5", "--engine", "torch"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", *args, "--out", str(killed), "--max-workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -1,14 +1,17 @@
 """The training job (paper §III, Figs 3-9): Reber-grammar training runs as sweeps of seeds.
 
-A run is one (task, cell, k, protocol, seed). Each run is one group and one shard; runs of
-the same configuration that differ only in their seed share a ``batch_key`` and are trained
-together as one ensemble (the cells' leading dimension E), up to ``max_batch``.
+A run is one (task, cell, k, protocol, optimizer, loss, batch size, order, seed). Each run is one
+group and one shard; runs of the same configuration that differ only in their seed share a
+``batch_key`` and are trained together as one ensemble, up to ``max_batch``.
 
 Modules: ``reber`` (grammars and data sets), ``models`` (a cell plus a linear output),
-``protocols`` (loss, optimizer, schedule and stopping rule), ``ensemble`` (the trainer),
-``evaluation`` (HS97 accuracies), ``gradients`` (Fig 9 and dloss/dh), ``probes`` (heatmap
-rows), ``checkpoint`` (a run's state as data), ``tables`` (the four tables, documented).
+``protocols`` (losses, optimizers, schedules and stopping rules), ``ensemble`` (the trainer:
+selection and stopping on the validation set), ``engines`` (who computes: the torch reference
+or the compiled fast path of ``kernels``), ``evaluation`` (HS97 accuracies), ``gradients``
+(Fig 9 and dloss/dh), ``probes`` (heatmap rows), ``checkpoint`` (a run's state as data),
+``tables`` (the five tables, documented).
 """
+import itertools
 import time
 from typing import Dict, List, Optional
 
@@ -20,11 +23,11 @@ import cells
 from ...job import Checkpoint, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
 from ...settings import Choice, Choices, Int, Ints, Number, Option, Sized
-from . import models, reber
+from . import engines, models, reber
 from .commands import COMMANDS
 from .ensemble import Ensemble
-from .protocols import PROTOCOLS
-from .run import DTYPES, N_TRAIN, Run, run_id
+from .protocols import LOSSES, OPTIMIZERS, ORDERS, PROTOCOLS
+from .run import DTYPES, Run, run_id
 from .tables import SCHEMAS, TABLES, unpack
 
 
@@ -39,17 +42,30 @@ class Training(Job):
     options = (
         Option("task", Choices(reber.TASKS), "reber, embedded-reber or both (comma-separated)"),
         Option("cells", Sized(lambda: cells.CELLS), "CELL:K items, e.g. vanilla:18,gru:10"),
-        Option("protocol", Choices(lambda: PROTOCOLS), "paper, adam or paper,adam"),
+        Option("protocol", Choices(lambda: PROTOCOLS), "paper, adam or paper,adam: schedule, stopping rule, defaults"),
+        Option("optimizer", Choices(lambda: OPTIMIZERS), "sgd, adam or sgd,adam (default: the protocol's: "
+                                                         "paper sgd, adam adam)", None),
+        Option("loss", Choices(lambda: LOSSES), "squared-error, cross-entropy or both (default: the protocol's: "
+                                                "paper squared-error, adam cross-entropy)", None),
+        Option("batch_size", Ints(minimum=1), "sequences per update, one or several (default: paper 1, adam 50)", None),
+        Option("order", Choices(ORDERS), "order of the training strings in an epoch: fixed (the same every epoch), "
+                                         "shuffled (drawn from the seed) or both (default: paper fixed, adam "
+                                         "shuffled)", None),
         Option("seeds", Ints(minimum=0), "training seeds, e.g. 0-31", [0]),
-        Option("n_train", Int(minimum=1), "training strings (default 250 reber, 2000 embedded)", None),
+        Option("n_train", Int(minimum=1), "training strings (default: paper 256; adam 250 reber, 2000 embedded)", None),
+        Option("n_val", Int(minimum=1), "validation strings, for selection and stopping (default: as many as "
+                                        "n_train)", None),
         Option("n_test", Int(minimum=1), "test strings (default: as many as n_train)", None),
-        Option("lr", Number(), "learning rate (default: the protocol's for the task)", None),
+        Option("lr", Number(), "learning rate (default: sgd 0.05 reber, 0.001 embedded; adam 1e-3 under paper, "
+                               "1e-2 under adam)", None),
         Option("max_epochs", Int(minimum=1), "epoch cap (default 1000 paper, 200 adam)", None),
-        Option("batch_size", Int(minimum=1), "sequences per update (default 1 paper, 50 adam)", None),
-        Option("bias", Choice(models.BIASES), "biases: paper, authors, none, hidden or all", "paper"),
+        Option("bias", Choice(models.BIASES), "biases: authors, paper, none, hidden or all", "authors"),
         Option("init", Choice(cells.INITS), "initial weight draws", "normal"),
-        Option("data_seed", Int(minimum=0), "seed of the training and test strings (shared by every run)", 0),
-        Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float32"),
+        Option("data_seed", Int(minimum=0), "seed of the training, validation and test strings (shared by every run)", 0),
+        Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float64"),
+        Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: vanilla, gru in float64), torch (any "
+                                                  "cell) or auto (numba where it applies); part of a run's identity",
+               "auto"),
         Option("tol", Number(), "paper protocol: stop when the epoch's mean error changes by less", 1e-5),
         Option("checkpoint_s", Number(), "seconds between checkpoints of a running ensemble (part of a "
                                          "run's identity: resume with the same value)", 60.0),
@@ -61,20 +77,25 @@ class Training(Job):
         groups = []
         for task in s.task:
             for cell, k in map(Sized.split, s.cells):
+                engine = engines.resolve(s.engine, cell, s.dtype)
                 for name in s.protocol:
                     protocol = PROTOCOLS[name]
-                    n_train = s.n_train or N_TRAIN[task]
-                    settings = {
-                        "n_train": n_train, "n_test": s.n_test or n_train, "lr": s.lr or protocol.lr[task],
-                        "max_epochs": s.max_epochs or protocol.max_epochs,
-                        "batch_size": s.batch_size or protocol.batch_size,
-                        "bias": s.bias, "init": s.init, "data_seed": s.data_seed, "dtype": s.dtype,
-                        **{key: getattr(s, key) for key in protocol.settings},
-                    }
-                    for seed in s.seeds:
-                        rid = run_id(task, cell, k, name, seed)
-                        run = Run(task, cell, k, name, seed, checkpoint_s=s.checkpoint_s, **settings)
-                        groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))
+                    for optimizer, loss, batch_size, order in itertools.product(
+                            s.optimizer or [protocol.optimizer], s.loss or [protocol.loss],
+                            s.batch_size or [protocol.batch_size], s.order or [protocol.order]):
+                        n_train = s.n_train or protocol.n_train[task]
+                        settings = {
+                            "optimizer": optimizer, "loss": loss, "order": order, "n_train": n_train, "n_val": s.n_val or n_train,
+                            "n_test": s.n_test or n_train, "lr": s.lr or protocol.lr[optimizer][task],
+                            "max_epochs": s.max_epochs or protocol.max_epochs, "batch_size": batch_size,
+                            "bias": s.bias, "init": s.init, "data_seed": s.data_seed, "dtype": s.dtype,
+                            "engine": engine, **{key: getattr(s, key) for key in protocol.settings},
+                        }
+                        recipe = protocol.recipe(optimizer, loss, batch_size, order)
+                        for seed in s.seeds:
+                            rid = run_id(task, cell, k, recipe, seed)
+                            run = Run(task, cell, k, name, seed=seed, checkpoint_s=s.checkpoint_s, **settings)
+                            groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))
         return groups
 
     def batch_key(self, shard: Shard) -> str:

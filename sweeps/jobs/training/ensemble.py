@@ -1,4 +1,18 @@
-"""Training E runs of one configuration, differing only in their seed, as one ensemble."""
+"""Training E runs of one configuration, differing only in their seed, as one ensemble.
+
+Each epoch, every active member trains on the training set, then is scored on the validation
+set. The validation set decides everything the run chooses:
+
+- **selection**: the run's model is the one of the epoch with the highest validation string
+  accuracy (HS97: every step of a string right), then outer accuracy, then step accuracy, the
+  earliest such epoch on ties; epoch 0, the initial model, is a candidate. Its train, validation and test scores, gradients and probe
+  outputs are what the tables report; the test set is scored only for this model, so nothing
+  is chosen on it.
+- **stopping**: the protocol's rule (``protocols``), the epoch cap, and, under every protocol,
+  a solved validation set (every string right, so every score is 1): no later epoch could then
+  be selected (ties go to the earliest), so stopping there changes no reported score, only the
+  length of the learning curve.
+"""
 import time
 from typing import Dict, List, Optional
 
@@ -8,19 +22,24 @@ import torch
 
 import cells
 
-from . import checkpoint, evaluation, gradients, models, probes, reber
-from .protocols import PROTOCOLS
+from . import checkpoint, engines, gradients, models, probes, reber
+from .evaluation import scores
+from .protocols import LOSSES, PROTOCOLS
 from .run import DTYPES, Run, run_id
 from .tables import SCHEMAS, pack
+
+MEASURES = ("loss", "string_accuracy", "step_accuracy", "outer_accuracy")
+SELECT_BY = ("string_accuracy", "outer_accuracy", "step_accuracy")   # validation scores, compared in this order
 
 
 class Ensemble:
     """E runs of one configuration (differing only in seed) trained in lockstep.
 
-    Member i keeps its own learning rate, optimizer state, data order stream, epoch count
-    and stop flag; a member's numbers depend only on its own (seed, task, cell, k, protocol)
-    and settings. Members resumed from checkpoints may be at different epochs: every epoch
-    has the same number of updates, so they still advance together.
+    Member i keeps its own learning rate, optimizer state, data order stream, epoch count,
+    selected model and stop flag; a member's numbers depend only on its own seed and the
+    configuration (each engine computes every member on its own). Members resumed from
+    checkpoints may be at different epochs: every epoch has the same number of updates, so
+    they still advance together.
     """
 
     def __init__(self, runs: List[Run], states: List[Optional[bytes]]):
@@ -29,16 +48,18 @@ class Ensemble:
         self.cell = cells.get_cell(c.cell)
         self.protocol = PROTOCOLS[c.protocol]
         self.embedded = c.task == "embedded-reber"
-        self.dtype = DTYPES[c.dtype]
-        self.data = reber.datasets(c.task, c.n_train, c.n_test, c.data_seed, self.dtype)
-        fresh = [i for i, s in enumerate(states) if s is None]
-        self.p = models.init_params(c.cell, c.k, c.bias, c.init, self.seeds, self.dtype)
-        self.opt = self.protocol.optimizer.state(self.p)
+        self.data = reber.datasets(c.task, {"train": c.n_train, "val": c.n_val, "test": c.n_test}, c.data_seed,
+                                   DTYPES[c.dtype])
+        init = models.init_params(c.cell, c.k, c.bias, c.init, self.seeds, DTYPES[c.dtype])
+        params = [{n: t[i].numpy() for n, t in init.items()} for i in range(len(runs))]
+        self.engine = engines.make(self.cell, c, self.data, params)
+        self.best = [dict(p) for p in params]      # each member's selected model so far
         self.members = [self._fresh(seed) if s is None else self._load(i, s)
                         for i, (seed, s) in enumerate(zip(self.seeds, states))]
+        fresh = [i for i, s in enumerate(states) if s is None]
         if fresh:
             t0 = time.perf_counter()
-            self._evaluate(fresh, epoch_loss=None)
+            self._record(fresh, None, self._scores(fresh, "val"))
             for i, rows in zip(fresh, self._gradients(fresh)):
                 self.members[i]["init_gradients"] = rows
             self._charge(fresh, time.perf_counter() - t0)
@@ -47,135 +68,134 @@ class Ensemble:
         c = self.config
         rng = cells.stream("order", seed, c.task, c.cell, c.k, c.protocol)
         return {"epoch": 0, "lr": c.lr, "prev_loss": None, "stop": None, "rng": rng.bit_generator.state,
-                "epochs": [], "init_gradients": [], "wall_s": 0.0}
+                "epochs": [], "best_epoch": 0, "best_score": None, "init_gradients": [], "wall_s": 0.0}
 
     def _load(self, i: int, state: bytes) -> Dict:
         """Member i from its checkpoint; returns its bookkeeping."""
-        arrays, m = checkpoint.read(state)
-        with torch.no_grad():
-            for n, t in self.p.items():
-                t[i] = torch.from_numpy(arrays[f"param/{n}"])
-            for key in ("m", "v"):
-                for n, t in self.opt.get(key, {}).items():
-                    t[i] = torch.from_numpy(arrays[f"{key}/{n}"])
-            if self.opt:
-                self.opt["t"][i] = m.pop("adam_t")
-        return m
+        arrays, meta = checkpoint.read(state)
+        self.engine.put(i, {n[6:]: a for n, a in arrays.items() if n.startswith("param/")})
+        self.engine.load(i, {n[4:]: a for n, a in arrays.items() if n.startswith("opt/")})
+        self.best[i] = {n[5:]: a for n, a in arrays.items() if n.startswith("best/")}
+        return meta
 
     def state(self, i: int) -> bytes:
         """Member i's checkpoint: everything its next epochs depend on (NumPy arrays and JSON)."""
-        m = dict(self.members[i])
-        arrays = {f"param/{n}": t[i].detach().numpy() for n, t in self.p.items()}
-        if self.opt:
-            arrays.update({f"{key}/{n}": t[i].numpy() for key in ("m", "v") for n, t in self.opt[key].items()})
-            m["adam_t"] = int(self.opt["t"][i])
-        return checkpoint.write(arrays, m)
+        arrays = {**{f"param/{n}": a for n, a in self.engine.get(i).items()},
+                  **{f"opt/{n}": a for n, a in self.engine.state(i).items()},
+                  **{f"best/{n}": a for n, a in self.best[i].items()}}
+        return checkpoint.write(arrays, self.members[i])
 
     def active(self) -> List[int]:
         return [i for i, m in enumerate(self.members) if m["stop"] is None]
-
-    def sub(self, idx: List[int]) -> cells.Params:
-        return {n: t.detach()[idx] for n, t in self.p.items()}
 
     def _charge(self, idx: List[int], seconds: float) -> None:
         for i in idx:
             self.members[i]["wall_s"] += seconds / len(idx)
 
+    def _scores(self, idx: List[int], name: str) -> Dict[str, np.ndarray]:
+        return scores(*self.engine.evaluate(idx, name), self.data[name], self.embedded)
+
     def epoch(self) -> List[int]:
         """Train every active member for one epoch; returns the members that stopped."""
         t0 = time.perf_counter()
-        active_idx = self.active()
-        e, n, bs = len(self.members), self.config.n_train, self.config.batch_size
-        active = torch.zeros(e, dtype=torch.bool)
-        active[active_idx] = True
-        orders = np.tile(np.arange(n), (e, 1))
-        for i in active_idx:
+        active = self.active()
+        orders = np.tile(np.arange(self.config.n_train), (len(self.members), 1))
+        for i in active if self.config.order == "shuffled" else ():
             rng = np.random.Generator(np.random.PCG64())
             rng.bit_generator.state = self.members[i]["rng"]
-            orders[i] = rng.permutation(n)
+            orders[i] = rng.permutation(self.config.n_train)
             self.members[i]["rng"] = rng.bit_generator.state
-        lr = torch.tensor([m["lr"] for m in self.members], dtype=torch.float64)
-        train = self.data["train"]
-        total = torch.zeros(e, dtype=torch.float64)
-        # Only the active members are computed: a member's numbers do not depend on the
-        # ensemble it is computed in (cells.with_guard, fixed padded lengths), so a
-        # sub-ensemble gives the same gradients, and stopped members cost nothing.
-        idx = torch.tensor(active_idx)
-        full = len(active_idx) == e
-        for a in range(0, n, bs):
-            p = self.p if full else {name: t[idx] for name, t in self.p.items()}
-            batch = train.take(torch.from_numpy(orders[active_idx, a:a + bs]))   # (E', b, ...)
-            for t in p.values():
-                t.requires_grad_(True)
-            y, _ = models.forward(self.cell, p, batch.x, batch.mask)
-            loss = self.protocol.sequence_loss(y, batch.target, batch.mask)  # (E', b)
-            grads = torch.autograd.grad(loss.mean(1).sum(), list(p.values()))
-            for t in p.values():
-                t.requires_grad_(False)
-            if not full:   # stopped members get zero gradients; update() leaves them put
-                grads = [torch.zeros_like(t).index_copy_(0, idx, g) for t, g in zip(self.p.values(), grads)]
-            self.protocol.optimizer.step(self.p, dict(zip(self.p, grads)), self.opt, lr, active)
-            total[idx] += loss.detach().double().sum(1)
-        stopped = self._evaluate(active_idx, epoch_loss=(total / n).numpy())
-        self._charge(active_idx, time.perf_counter() - t0)
+        lr = np.array([m["lr"] for m in self.members])
+        losses = self.engine.epoch(active, orders, lr)
+        stopped = self._record(active, losses, self._scores(active, "val"))
+        self._charge(active, time.perf_counter() - t0)
         return stopped
 
-    def _evaluate(self, idx: List[int], epoch_loss) -> List[int]:
-        """Record an epoch row for members ``idx`` and apply the stopping rules."""
-        p = self.sub(idx)
-        scores = {name: evaluation.evaluate(self.cell, p, d, self.protocol, self.embedded)
-                  for name, d in self.data.items()}
+    def _record(self, idx: List[int], losses: Optional[np.ndarray], val: Dict[str, np.ndarray]) -> List[int]:
+        """Record an epoch row for members ``idx`` (``losses`` None: epoch 0, the initial
+        model), keep the selected model, and apply the stopping rules."""
         stopped = []
         for j, i in enumerate(idx):
             m = self.members[i]
-            row = {"epoch": m["epoch"] + (epoch_loss is not None), "lr": m["lr"],
-                   "loss": None if epoch_loss is None else float(epoch_loss[i]),
-                   **{f"{name}_{key}": float(v[j]) for name, s in scores.items() for key, v in s.items()}}
+            row = {"epoch": m["epoch"] + (losses is not None), "lr": m["lr"],
+                   "train_loss": None if losses is None else float(losses[j]),
+                   **{f"val_{key}": float(v[j]) for key, v in val.items()}}
             m["epochs"].append(row)
-            if epoch_loss is None:
+            score = [0.0 if np.isnan(row[f"val_{q}"]) else row[f"val_{q}"] for q in SELECT_BY]
+            if m["best_score"] is None or score > m["best_score"]:
+                m["best_epoch"], m["best_score"] = row["epoch"], score
+                self.best[i] = self.engine.get(i)
+            if losses is None:
                 continue
             m["epoch"] += 1
-            m["lr"], m["stop"] = self.protocol.after_epoch(m["lr"], row["loss"], m["prev_loss"], row, self.config)
-            if m["stop"] is None and m["epoch"] >= self.config.max_epochs:
+            m["lr"], m["stop"] = self.protocol.after_epoch(m["lr"], row["train_loss"], m["prev_loss"], self.config)
+            if row["val_string_accuracy"] == 1.0:
+                m["stop"] = "solved"
+            elif m["stop"] is None and m["epoch"] >= self.config.max_epochs:
                 m["stop"] = "max_epochs"
-            m["prev_loss"] = row["loss"]
+            m["prev_loss"] = row["train_loss"]
             if m["stop"] is not None:
                 stopped.append(i)
         return stopped
 
+    def _torch_params(self, i: int) -> cells.Params:
+        """Member i's selected model as a one-member ensemble of torch tensors."""
+        return {n: torch.from_numpy(a).to(DTYPES[self.config.dtype])[None] for n, a in self.best[i].items()}
+
     def _gradients(self, idx: List[int]) -> List[List[Dict]]:
-        return gradients.summarise(self.cell, self.sub(idx), self.data["train"], self.protocol)
+        # One member at a time, for the reason TorchEngine gives.
+        return [gradients.summarise(self.cell, self._torch_params(i), self.data["train"], LOSSES[self.config.loss])[0]
+                for i in idx]
 
     def finish(self, idx: List[int]) -> List[pa.Table]:
-        """The packed result tables of members ``idx``, which have stopped."""
+        """The packed result tables of members ``idx``, which have stopped: their selected
+        models scored on every set, their gradients and probe outputs."""
         t0 = time.perf_counter()
-        trained, probed = self._gradients(idx), probes.probe_rows(self.cell, self.sub(idx), self.config.task)
+        for i in idx:
+            self.engine.put(i, self.best[i])
+        per_set = {name: self.engine.evaluate(idx, name) for name in reber.SETS}
+        sets = {name: scores(*r, self.data[name], self.embedded) for name, r in per_set.items()}
+        trained = self._gradients(idx)
+        probed = [probes.probe_rows(self.cell, self._torch_params(i), self.config.task)[0] for i in idx]
         self._charge(idx, time.perf_counter() - t0)
-        return [pack(self._tables(i, grads, rows)) for i, grads, rows in zip(idx, trained, probed)]
+        _, wrong, first = per_set["test"]
+        return [pack(self._tables(i, {name: {key: float(v[j]) for key, v in s.items()} for name, s in sets.items()},
+                                  wrong[j], first[j], trained[j], probed[j]))
+                for j, i in enumerate(idx)]
 
-    def _tables(self, i: int, trained: List[Dict], probe_rows: List[Dict]) -> Dict[str, pa.Table]:
+    def _tables(self, i: int, sets: Dict[str, Dict[str, float]], wrong: np.ndarray, first: np.ndarray,
+                trained: List[Dict], probe_rows: List[Dict]) -> Dict[str, pa.Table]:
         c, m = self.config, self.members[i]
-        key = {"run_id": run_id(c.task, c.cell, c.k, c.protocol, self.seeds[i]), "task": c.task,
-               "cell": c.cell, "k": c.k, "protocol": c.protocol, "seed": self.seeds[i]}
-        last = m["epochs"][-1]
-        run = {**key, "bias": c.bias, "init": c.init, "n_params": models.n_params(c.cell, c.k, c.bias),
-               "n_train": c.n_train, "n_test": c.n_test, "data_seed": c.data_seed, "lr": c.lr,
+        recipe = self.protocol.recipe(c.optimizer, c.loss, c.batch_size, c.order)
+        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i]), "task": c.task,
+               "cell": c.cell, "k": c.k, "protocol": c.protocol, "recipe": recipe,
+               "optimizer": c.optimizer, "loss": c.loss, "seed": self.seeds[i]}
+        floor, floor_guess = reber.loss_floors(self.data["train"], c.loss, self.embedded)
+        test = sets["test"]
+        run = {**key, "bias": c.bias, "init": c.init, "dtype": c.dtype, "engine": c.engine,
+               "n_params": models.n_params(c.cell, c.k, c.bias), "n_train": c.n_train, "n_val": c.n_val,
+               "n_test": c.n_test, "data_seed": c.data_seed, "batch_size": c.batch_size, "order": c.order, "lr": c.lr,
                "final_lr": m["lr"], "max_epochs": c.max_epochs, "epochs": m["epoch"], "stop_reason": m["stop"],
-               "final_loss": last["loss"],
-               **{f"{s}_{q}": last[f"{s}_{q}"] for s in ("train", "test")
-                  for q in ("loss", "string_accuracy", "step_accuracy", "outer_accuracy")},
-               **{q: last[f"test_{q}"] for q in ("string_accuracy", "step_accuracy", "outer_accuracy")},
-               "solved": last["test_string_accuracy"] == 1.0,
-               "solved_epoch": _first(m["epochs"], "test_string_accuracy"),
-               "outer_epoch": _first(m["epochs"], "test_outer_accuracy"),
-               "wall_s": m["wall_s"]}
+               "final_loss": m["epochs"][-1]["train_loss"], "selected_epoch": m["best_epoch"],
+               **{f"{s}_{q}": sets[s][q] for s in reber.SETS for q in MEASURES},
+               **{q: test[q] for q in MEASURES[1:]},
+               "strict": test["string_accuracy"] == 1.0,
+               "solved_epoch": _first(m["epochs"], "val_string_accuracy"),
+               "outer_epoch": _first(m["epochs"], "val_outer_accuracy") if self.embedded else None,
+               "loss_floor": floor, "loss_floor_guess": floor_guess, "wall_s": m["wall_s"]}
         grads = [{**key, "stage": stage, **r} for stage, rows in (("init", m["init_gradients"]), ("trained", trained))
                  for r in rows]
+        lengths = reber.dependency_length(self.data["test"], self.embedded)
+        by_length = [{**key, "length": int(n), "n": int((lengths == n).sum()),
+                      "string_correct": int((wrong[lengths == n] == 0).sum()),
+                      "outer_correct": int(first[lengths == n].sum()) if self.embedded else None}
+                     for n in np.unique(lengths)]
         return {
             "runs": pa.Table.from_pylist([run], schema=SCHEMAS["runs"]),
             "epochs": pa.Table.from_pylist([{**key, **r} for r in m["epochs"]], schema=SCHEMAS["epochs"]),
             "gradients": pa.Table.from_pylist(grads, schema=SCHEMAS["gradients"]),
             "probes": pa.Table.from_pylist([{**key, **r} for r in probe_rows], schema=SCHEMAS["probes"]),
+            "lengths": pa.Table.from_pylist(by_length, schema=SCHEMAS["lengths"]),
         }
 
 

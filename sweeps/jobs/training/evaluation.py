@@ -5,7 +5,7 @@ output over S is larger than the largest output outside S (ties count as wrong);
 is correct when every step is. The outer accuracy is the share of strings whose prediction
 right after the inner E puts the matching outer symbol first (embedded task only).
 """
-from typing import Dict
+from typing import Callable, Dict
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ import torch
 import cells
 
 from . import models
-from .protocols import Protocol
+from .protocols import sequence_loss
 from .reber import Encoded
 
 CHUNK = 500   # sequences evaluated at once: bounds memory, fixed so sums never depend on E
@@ -28,25 +28,37 @@ def step_correct(y: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(cell: cells.Cell, p: cells.Params, data: Encoded, protocol: Protocol, embedded: bool) -> Dict[str, np.ndarray]:
-    """Mean loss per sequence and the accuracies of every member: arrays (E,), float64.
-    Outer accuracy is NaN for the plain Reber task."""
+def per_string(cell: cells.Cell, p: cells.Params, data: Encoded, step_loss: Callable):
+    """(loss, wrong, first), each (E, B): per member and string, the loss (``step_loss``
+    summed over the string's steps), the number of wrong steps, and whether the output at the
+    long-term step (``data.last``) puts the right symbol first (ties: the first largest)."""
     e, b = p["O"].shape[0], data.x.shape[0]
-    loss, strings, steps, outer = (np.zeros(e) for _ in range(4))
+    loss, wrong, first = np.zeros((e, b)), np.zeros((e, b), np.int64), np.zeros((e, b), bool)
     for a in range(0, b, CHUNK):
         d = data.take(slice(a, a + CHUNK))
         x = d.x.unsqueeze(0).expand(e, *d.x.shape)
         y, _ = models.forward(cell, p, x, d.mask)
-        loss += protocol.sequence_loss(y, d.target, d.mask).double().sum(1).numpy()
+        loss[:, a:a + len(d.last)] = sequence_loss(step_loss, y, d.target, d.mask).double().numpy()
         # Step scores only at the real steps (row-wise: the same as over the padded length).
         seq, step = d.mask.nonzero(as_tuple=True)
         ok = step_correct(y[:, seq, step], d.legal[seq, step])               # (E, R)
-        wrong = torch.zeros(e, d.mask.shape[0], dtype=torch.int32).index_add_(1, seq, (~ok).int())
-        strings += (wrong == 0).sum(1).numpy()
-        steps += ok.sum(1).numpy()
+        bad = torch.zeros(e, d.mask.shape[0], dtype=torch.int64).index_add_(1, seq, (~ok).long())
+        wrong[:, a:a + len(d.last)] = bad.numpy()
         rows = torch.arange(len(d.last))
-        first = y[:, rows, d.last].argmax(-1) == d.target[rows, d.last]
-        outer += first.sum(1).numpy()
-    n_steps = int(data.mask.sum())
-    return {"loss": loss / b, "string_accuracy": strings / b, "step_accuracy": steps / n_steps,
-            "outer_accuracy": outer / b if embedded else np.full(e, np.nan)}
+        first[:, a:a + len(d.last)] = (y[:, rows, d.last].argmax(-1) == d.target[rows, d.last]).numpy()
+    return loss, wrong, first
+
+
+def scores(loss: np.ndarray, wrong: np.ndarray, first: np.ndarray, data: Encoded, embedded: bool) -> Dict[str, np.ndarray]:
+    """Mean loss per sequence and the accuracies of every member, arrays (E,), from the
+    per-string results (E, B) of ``per_string`` or the fast path's ``kernels.evaluate``.
+    Outer accuracy is NaN for the plain Reber task."""
+    steps = data.mask.sum(1).numpy()
+    return {"loss": loss.mean(1), "string_accuracy": (wrong == 0).mean(1),
+            "step_accuracy": (steps - wrong).sum(1) / steps.sum(),
+            "outer_accuracy": first.mean(1) if embedded else np.full(len(loss), np.nan)}
+
+
+def evaluate(cell: cells.Cell, p: cells.Params, data: Encoded, step_loss: Callable, embedded: bool) -> Dict[str, np.ndarray]:
+    """``scores`` of every member of ``p`` on ``data`` through the torch equations."""
+    return scores(*per_string(cell, p, data, step_loss), data, embedded)

@@ -9,7 +9,7 @@ The vanishing-gradient measure: for loss_T, the loss of the step predicting the 
 symbol (embedded) or the final E (reber), ||∂loss_T/∂h_t||_2 against d = T - t, summarised
 per (member, d) the same way.
 """
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import numpy as np
 import torch
@@ -18,7 +18,6 @@ import cells
 
 from ... import contract
 from . import models
-from .protocols import Protocol
 from .reber import Encoded
 
 EXAMPLES = 128       # examples per backward pass: fixed, so a member's sums never depend on E
@@ -47,9 +46,10 @@ class Magnitudes:
                 "hist_bin": nonzero.astype(np.int16), "hist_count": self.hist[nonzero]}
 
 
-def summarise(cell: cells.Cell, p: cells.Params, data: Encoded, protocol: Protocol) -> List[List[Dict]]:
+def summarise(cell: cells.Cell, p: cells.Params, data: Encoded, step_loss: Callable) -> List[List[Dict]]:
     """For each member, the rows (without run columns) of its gradient summaries:
-    quantity 'param' per tensor, then quantity 'hidden' per distance d."""
+    quantity 'param' per tensor, then quantity 'hidden' per distance d; ``step_loss`` is the
+    run's loss per step (``protocols.LOSSES``)."""
     e, b, length = p["O"].shape[0], data.x.shape[0], data.x.shape[1]
     per_member = [({n: Magnitudes() for n in p}, [Magnitudes() for _ in range(length)]) for _ in range(e)]
     for a in range(0, b, EXAMPLES):
@@ -61,10 +61,10 @@ def summarise(cell: cells.Cell, p: cells.Params, data: Encoded, protocol: Protoc
                            for t in (d.x, d.target, d.mask))
         probe = torch.zeros(e * c, 1, length, p["O"].shape[-1], dtype=d.x.dtype, requires_grad=True)
         y, _ = models.forward(cell, rp, x, mask, probe)
-        step_loss = protocol.step_loss(y, target)                              # (e*c, 1, L)
+        losses = step_loss(y, target)                                          # (e*c, 1, L)
         last = d.last.repeat(e)
-        loss_t = step_loss[torch.arange(e * c), 0, last]
-        g = torch.autograd.grad((step_loss * mask).sum(), list(rp.values()), retain_graph=True)
+        loss_t = losses[torch.arange(e * c), 0, last]
+        g = torch.autograd.grad((losses * mask).sum(), list(rp.values()), retain_graph=True)
         (g_h,) = torch.autograd.grad(loss_t.sum(), probe)
         norms = torch.linalg.vector_norm(g_h[:, 0], dim=-1).reshape(e, c, length).double().numpy()
         last = d.last.numpy()

@@ -7,6 +7,7 @@ so it rejects the valid ``BPVPXTVVE``). A state is a tuple; ``moves(state)`` map
 next symbol to the state it leads to, so sampling, checking and legal-successor sets are
 all one walk over the same table.
 """
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -154,12 +155,38 @@ def one_hot(string: str, dtype=torch.float32) -> torch.Tensor:
     return torch.eye(7, dtype=dtype)[[INDEX[c] for c in string]]
 
 
-def datasets(task: str, n_train: int, n_test: int, data_seed: int, dtype) -> Dict[str, Encoded]:
-    """The training and test sets: drawn from streams fixed by (data_seed, task) only, so every
-    run of a sweep sees the same strings (seeds vary the initial weights and the order), and
-    a smaller training set is a prefix of a larger one. Both are padded to one length."""
+SETS = ("train", "val", "test")
+
+
+def datasets(task: str, sizes: Dict[str, int], data_seed: int, dtype) -> Dict[str, Encoded]:
+    """The training, validation and test sets (``sizes``: strings per set name of ``SETS``).
+    Each set is drawn from its own stream, fixed by (data_seed, task, set name) only, so every
+    run of a sweep sees the same strings (seeds vary the initial weights and the order), the
+    sets' draws are independent of each other, and a smaller set is a prefix of a larger one.
+    (Strings are drawn from the grammar's distribution, so a short string may occur in several
+    sets, as it would in any sample.) All sets are padded to one length."""
     embedded = task == "embedded-reber"
-    strings = {"train": sample_set(cells.stream("data", data_seed, task, "train"), n_train, embedded),
-               "test": sample_set(cells.stream("data", data_seed, task, "test"), n_test, embedded)}
+    strings = {name: sample_set(cells.stream("data", data_seed, task, name), sizes[name], embedded) for name in SETS}
     length = max(len(s) for ss in strings.values() for s in ss) - 1
     return {name: encode(ss, embedded, length, dtype) for name, ss in strings.items()}
+
+
+def dependency_length(data: Encoded, embedded: bool) -> np.ndarray:
+    """(B,) the length of each string's inner Reber string (embedded: B a <inner> a E, so the
+    outer symbol must be carried across it), or of the whole string (reber)."""
+    symbols = data.mask.sum(1).numpy() + 1
+    return symbols - 4 if embedded else symbols
+
+
+def loss_floors(data: Encoded, loss: str, embedded: bool) -> Tuple[float, float]:
+    """The mean loss per sequence on ``data`` of the ideal predictor that knows the automaton's
+    state, and of one that knows it except for the outer symbol, which it guesses (embedded; on
+    reber both are the same). At a step with |S| equally likely successors the ideal outputs are
+    1/|S| on S: squared error 1 - 1/|S|, cross-entropy log |S|; guessing T or P costs the
+    outer step 1/2 resp. log 2 instead of 0. (About seven binary choices per embedded string:
+    floors near 3.5 and 4.0 for the squared error.)"""
+    size = data.legal.sum(-1).double()[data.mask]
+    per_step = (1 - 1 / size) if loss == "squared-error" else size.log()
+    known = float(per_step.sum()) / data.mask.shape[0]
+    guess = {"squared-error": 0.5, "cross-entropy": math.log(2)}[loss] if embedded else 0.0
+    return known, known + guess

@@ -5,19 +5,25 @@ from typing import Optional
 import torch
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-N_TRAIN = {"reber": 250, "embedded-reber": 2000}   # the paper's set sizes (its notebooks used 256)
 
 
 @dataclass(frozen=True)
 class Run:
-    """One shard of the training job: one (task, cell, k, protocol, seed) and its settings."""
+    """One shard of the training job: one (task, cell, k, protocol and its ingredients, seed)
+    and its settings. ``engine`` is the code that computes it (``numba``: the compiled fast
+    path; ``torch``: the cells' torch equations): the two agree to rounding, not bit for bit,
+    so the engine is part of a run's identity."""
 
     task: str
     cell: str
     k: int
     protocol: str
+    optimizer: str
+    loss: str
+    order: str
     seed: int
     n_train: int
+    n_val: int
     n_test: int
     lr: float
     max_epochs: int
@@ -26,9 +32,12 @@ class Run:
     init: str
     data_seed: int
     dtype: str
+    engine: str
     checkpoint_s: float
     tol: Optional[float] = None     # read by protocols whose stopping rule uses it
 
 
-def run_id(task: str, cell: str, k: int, protocol: str, seed: int) -> str:
-    return f"{task}-{cell}-k{k}-{protocol}-seed{seed}"
+def run_id(task: str, cell: str, k: int, recipe: str, seed: int) -> str:
+    """``<task>-<cell>-k<k>-<recipe>-seed<seed>``; the recipe (``Protocol.recipe``) is the
+    protocol and the ingredients that differ from its own, e.g. ``paper+adam+cross-entropy``."""
+    return f"{task}-{cell}-k{k}-{recipe}-seed{seed}"

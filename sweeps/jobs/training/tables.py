@@ -11,12 +11,16 @@ import pyarrow as pa
 from ... import contract
 
 KEY = [
-    ("run_id", pa.string(), "<task>-<cell>-k<k>-<protocol>-seed<seed>"),
+    ("run_id", pa.string(), "<task>-<cell>-k<k>-<recipe>-seed<seed>"),
     ("task", pa.string(), "reber or embedded-reber"),
     ("cell", pa.string(), "the cell's registry name"),
     ("k", pa.int32(), "hidden units"),
-    ("protocol", pa.string(), "training protocol: paper or adam"),
-    ("seed", pa.int32(), "sets the initial weights and the data order"),
+    ("protocol", pa.string(), "training protocol: paper or adam (its schedule, stopping rule and defaults)"),
+    ("recipe", pa.string(), "the protocol and the ingredients that differ from its own, e.g. paper, "
+                            "paper+adam+cross-entropy, paper+shuffled, adam+b10"),
+    ("optimizer", pa.string(), "sgd or adam"),
+    ("loss", pa.string(), "squared-error (of the linear output, the paper's) or cross-entropy (of its softmax)"),
+    ("seed", pa.int32(), "sets the initial weights (and the data order, when shuffled)"),
 ]
 MEASURES = {
     "loss": "objective per sequence",
@@ -24,44 +28,69 @@ MEASURES = {
     "step_accuracy": "share of steps whose top-|S| outputs are exactly the legal set S",
     "outer_accuracy": "share of strings whose prediction after the inner E puts the outer symbol first (NaN on reber)",
 }
+SETS = {"train": "training", "val": "validation", "test": "test"}
 
 
-def scores(model: str):
-    return [(f"{s}_{q}", pa.float64(), f"{doc}, {s} set, {model}") for s in ("train", "test") for q, doc in MEASURES.items()]
+def scores(sets, model: str):
+    return [(f"{s}_{q}", pa.float64(), f"{doc}, {SETS[s]} set, {model}") for s in sets for q, doc in MEASURES.items()]
 
 
 F32_LIST = pa.list_(pa.float32())
+SELECTED = ("the selected model (the epoch with the best validation string accuracy, then outer, then step "
+            "accuracy; the earliest on ties)")
 
 RUNS = contract.schema(KEY + [
-    ("bias", pa.string(), "bias option: paper, authors, none, hidden or all"),
+    ("bias", pa.string(), "bias option: authors (default), paper, none, hidden or all"),
     ("init", pa.string(), "initial weight draws (normal = the paper's N(0,1))"),
+    ("dtype", pa.string(), "precision of training: float64 or float32"),
+    ("engine", pa.string(), "numba (the compiled fast path) or torch (the cells' torch equations); they agree to "
+                            "rounding"),
     ("n_params", pa.int32(), "trainable parameters"),
     ("n_train", pa.int32(), "training strings"),
-    ("n_test", pa.int32(), "test strings"),
-    ("data_seed", pa.int32(), "seed of the training and test strings (shared by every run)"),
+    ("n_val", pa.int32(), "validation strings (selection and stopping)"),
+    ("n_test", pa.int32(), "test strings (reported, never used to choose)"),
+    ("data_seed", pa.int32(), "seed of the training, validation and test strings (shared by every run)"),
+    ("batch_size", pa.int32(), "sequences per update"),
+    ("order", pa.string(), "fixed (the training strings in the same order every epoch, the authors') or shuffled "
+                           "(a new order every epoch, drawn from the seed)"),
     ("lr", pa.float64(), "initial learning rate"),
     ("final_lr", pa.float64(), "learning rate at the stop"),
     ("max_epochs", pa.int32(), "epoch cap"),
     ("epochs", pa.int32(), "epochs trained"),
-    ("stop_reason", pa.string(), "solved, converged or max_epochs"),
+    ("stop_reason", pa.string(), "solved (validation set solved), converged (paper: change < tol) or max_epochs"),
     ("final_loss", pa.float64(), "mean training objective per sequence over the last epoch's updates"),
-    *scores("final model"),
+    ("selected_epoch", pa.int32(), "epoch of " + SELECTED),
+    *scores(SETS, SELECTED),
     ("string_accuracy", pa.float64(), "= test_string_accuracy"),
     ("step_accuracy", pa.float64(), "= test_step_accuracy"),
     ("outer_accuracy", pa.float64(), "= test_outer_accuracy"),
-    ("solved", pa.bool_(), "test string accuracy == 1"),
-    ("solved_epoch", pa.int32(), "first epoch with test string accuracy 1 (null if never)"),
-    ("outer_epoch", pa.int32(), "first epoch with test outer accuracy 1 (null if never, or reber)"),
+    ("strict", pa.bool_(), "every test string correct (the strict criterion of Hochreiter & Schmidhuber 1997), "
+                           "selected model"),
+    ("solved_epoch", pa.int32(), "first epoch with validation string accuracy 1 (null if never)"),
+    ("outer_epoch", pa.int32(), "first epoch with validation outer accuracy 1 (null if never, or reber)"),
+    ("loss_floor", pa.float64(), "mean loss per training sequence of the ideal predictor that knows the automaton's "
+                                 "state (squared error: 1 - 1/|S| per step; cross-entropy: log |S|)"),
+    ("loss_floor_guess", pa.float64(), "the same for a predictor that guesses the outer symbol (embedded: + 1/2 "
+                                       "resp. log 2; reber: = loss_floor)"),
     ("wall_s", pa.float64(), "seconds of training of this run: its share of its ensemble's time"),
 ])
 EPOCHS = contract.schema(KEY + [
     ("epoch", pa.int32(), "0 is the initial model"),
     ("lr", pa.float64(), "learning rate used in the epoch"),
-    ("loss", pa.float64(), "mean training objective per sequence over the epoch's updates (null at epoch 0)"),
-    *scores("model at the end of the epoch"),
+    ("train_loss", pa.float64(), "mean training objective per sequence over the epoch's updates, each sequence "
+                                 "under the parameters it was trained with (null at epoch 0)"),
+    *scores(["val"], "model at the end of the epoch"),
+])
+LENGTHS = contract.schema(KEY + [
+    ("length", pa.int32(), "dependency length: symbols of the inner Reber string (embedded: the outer symbol is "
+                           "carried across them), or of the string (reber)"),
+    ("n", pa.int32(), "test strings of that length"),
+    ("string_correct", pa.int32(), "of them, strings with every step correct (selected model)"),
+    ("outer_correct", pa.int32(), "of them, strings whose outer symbol is predicted first (selected model; null "
+                                  "on reber)"),
 ])
 GRADIENTS = contract.schema(KEY + [
-    ("stage", pa.string(), "init or trained"),
+    ("stage", pa.string(), "init, or trained (the selected model)"),
     ("quantity", pa.string(), "param: |dloss_i/dθ_j| for every training example i and coefficient j of one "
                               "tensor (loss_i: the protocol's loss of example i); hidden: ||dloss_T/dh_{T-d}||_2 "
                               "per training example, loss_T the loss of the step predicting the outer symbol "
@@ -81,7 +110,7 @@ GRADIENTS = contract.schema(KEY + [
 ])
 PROBES = contract.schema(KEY + [
     ("probe", pa.string(), "probe string (sweeps.contract: Reber probes, or BPBTXSE and BTBTXSE)"),
-    ("output_probe", pa.bool_(), "listed for the output heatmaps (Figs 3, 6, 7)"),
+    ("output_probe", pa.bool_(), "listed for the output heatmaps (Figs 3, 6, 7); probes show the selected model"),
     ("hidden_probe", pa.bool_(), "listed for the hidden-state heatmaps (Figs 4, 8)"),
     ("position", pa.int32(), "0-based index of the input symbol"),
     ("symbol", pa.string(), "input symbol"),
@@ -91,12 +120,12 @@ PROBES = contract.schema(KEY + [
     ("probs", F32_LIST, "softmax of y_t"),
     ("hidden", F32_LIST, "h_t (k values)"),
 ])
-SCHEMAS = {"runs": RUNS, "epochs": EPOCHS, "gradients": GRADIENTS, "probes": PROBES}
+SCHEMAS = {"runs": RUNS, "epochs": EPOCHS, "gradients": GRADIENTS, "probes": PROBES, "lengths": LENGTHS}
 TABLES = tuple(SCHEMAS)
 
 
 def pack(tables: Dict[str, pa.Table]) -> pa.Table:
-    """A run's four tables as one shard table: one row per table, its Arrow IPC stream."""
+    """A run's tables as one shard table: one row per table, its Arrow IPC stream."""
     blobs = []
     for name in TABLES:
         sink = io.BytesIO()
