@@ -3,8 +3,10 @@
 Verdicts: ``supported``, ``not supported``, ``inconclusive`` (measured, but the intervals
 do not decide: more seeds would) and ``not measured`` (the table or the rows are missing).
 Every rule is a function of the tables below and is printed, word for word, in the report
-(``RULES``). Claims 1-3 are judged separately for each training protocol, claim 4 for each
-parameter init.
+(``RULES``). Claims 1-3 are judged separately for each training recipe (a protocol and the
+ingredients that differ from its own; runs with other budgets are never pooled), claim 4 for
+each parameter init. Training scores are those of each run's selected model (best validation
+epoch) on its test set.
 """
 import math
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from . import hist
-from .success import OUTER_SUCCESS, PAPER_K, STRING_SUCCESS
+from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models
 from .tables import NoData, discrepancy_summary, largest_common, load, rate_summary, wilson
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = "supported", "not supported", "inconclusive", "not measured"
@@ -26,6 +28,7 @@ L_MIN = 20                # a D(l,k) sweep must reach l >= L_MIN to judge "large
 GRAD_DECADES = 1.0        # gradient medians within one decade ...
 GRAD_TAIL = 0.10          # ... and shares of vanishing / exploding coefficients within 10 points
 GRAD_VANISH, GRAD_EXPLODE = 1e-8, 1e2
+REACH = 0.5               # claim 3(b) judges the distance that at least this share of training strings reach
 
 CLAIMS = {
     1: "A vanilla RNN (k=5) learns Reber's grammar.",
@@ -36,20 +39,28 @@ CLAIMS = {
 }
 
 RULES = {
-    1: f"Per protocol (and training budget), over the Reber runs of the vanilla cell with k=5: a run succeeds when "
-       f"its string accuracy is >= {STRING_SUCCESS:.0%}. Supported if the Wilson 95 % interval of the success rate lies above "
-       f"{MAJORITY:.0%}; not supported if it lies below; inconclusive otherwise.",
-    2: f"Per protocol (and training budget), over the embedded-Reber runs of vanilla k=18 and GRU k=10: a run "
-       f"succeeds when its outer T/P accuracy is >= {OUTER_SUCCESS:.0%}. Supported if the GRU's Wilson 95 % "
-       f"interval of the success rate lies "
-       f"entirely above the vanilla's; not supported if the GRU succeeds on >= {MAJORITY:.0%} of seeds and the "
-       f"vanilla's rate is >= the GRU's, or if the vanilla's interval lies above {MAJORITY:.0%} (vanilla reliably "
-       f"succeeds); inconclusive otherwise (e.g. neither cell learned under this training budget).",
-    3: f"Per protocol and task, over all |dloss/dθ| coefficients of every training example in the gradients "
-       f"table (trained models; pooled histograms, 50 bins per decade): supported if the "
-       f"two cells' median |g| are within {GRAD_DECADES:g} decade(s) and their shares of vanishing "
-       f"(< {GRAD_VANISH:g}) and of exploding (> {GRAD_EXPLODE:g}) coefficients differ by less than "
-       f"{GRAD_TAIL:.0%} points; not supported otherwise.",
+    1: f"Per recipe (and training budget), over the Reber runs of the vanilla cell with k=5: a run succeeds when "
+       f"the test string accuracy of its selected model is >= {STRING_SUCCESS:.0%}. Supported if the Wilson 95 % "
+       f"interval of the success rate lies above {MAJORITY:.0%}; not supported if it lies below; inconclusive "
+       f"otherwise.",
+    2: f"Per recipe (and training budget), over the embedded-Reber runs of vanilla k=18 and GRU k=10: a run "
+       f"succeeds when the test outer T/P accuracy of its selected model is >= {OUTER_SUCCESS:.0%}. Supported only "
+       f"if the GRU's Wilson 95 % interval of the success rate lies above {MAJORITY:.0%} and the vanilla's below "
+       f"{MAJORITY:.0%}; not supported if the vanilla's interval lies above {MAJORITY:.0%} (vanilla reliably "
+       f"learns the outer symbol); inconclusive otherwise (e.g. the GRU does not reliably learn it either under "
+       f"this recipe, or too few seeds). The strict criterion of Hochreiter & Schmidhuber (every test string "
+       f"right) is reported beside, not judged.",
+    3: f"Two findings per recipe and task. (a) The distributions are alike: over all |dloss/dθ| coefficients of "
+       f"every training example (trained models; pooled histograms, 50 bins per decade), supported if the two "
+       f"cells' median |g| are within {GRAD_DECADES:g} decade(s) and their shares of vanishing (< {GRAD_VANISH:g}) "
+       f"and of exploding (> {GRAD_EXPLODE:g}) coefficients differ by less than {GRAD_TAIL:.0%} points; not "
+       f"supported otherwise. (b) So gradients do not explain the failure: judged on the gradient reaching the "
+       f"hidden state, ||dloss_T/dh_{{T-d}}|| (loss_T: the loss of the step predicting the outer symbol, or the "
+       f"final E on Reber), at the largest distance d that at least {REACH:.0%} of the training strings reach "
+       f"(the typical span of the dependency), pooled median per cell, at initialisation and for the trained "
+       f"models. Supported if at both stages the vanilla's median is no more than {GRAD_DECADES:g} decade(s) "
+       f"below the GRU's; not supported if at both stages it is more than {GRAD_DECADES:g} decade(s) below "
+       f"(the learning signal for the dependency vanishes in the vanilla cell); inconclusive otherwise.",
     4: f"Per init, at the largest l measured for both cells (which must be >= {L_MIN}; float64 rows): "
        f"supported if for every k measured for both cells the upper 95 % bound of the vanilla mean D is "
        f"< {D_VANISH:g}, and at the largest common k the GRU's lower 95 % bound is >= {D_VANISH:g} and >= "
@@ -61,7 +72,7 @@ RULES = {
 
 @dataclass
 class Finding:
-    scope: str                      # e.g. "protocol paper", "init normal"
+    scope: str                      # e.g. "recipe paper", "init normal"
     verdict: str
     summary: str                    # one sentence with the numbers
     table: Optional[pd.DataFrame] = None
@@ -90,23 +101,6 @@ def _try(out, table, **filters) -> Optional[pd.DataFrame]:
     return df if len(df) else None
 
 
-BUDGET = ["n_train", "max_epochs"]
-
-
-def paper_models(runs: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The runs of the paper's models on ``task`` (vanilla k=5 on Reber; vanilla k=18 and
-    GRU k=10 on embedded Reber), with a ``scope`` column: the protocol, and the training
-    budget when a protocol was run with several (so that budgets are never pooled)."""
-    d = runs[runs["task"] == task]
-    d = d[[PAPER_K.get((task, c)) == k for c, k in zip(d["cell"], d["k"])]].copy()
-    if d.empty:
-        return d
-    several = d.groupby("protocol")[BUDGET].nunique().max(axis=1) > 1
-    d["scope"] = [f"protocol {p}" + (f" ({n} strings, <= {m} epochs)" if several[p] else "")
-                  for p, n, m in zip(d["protocol"], d["n_train"], d["max_epochs"])]
-    return d
-
-
 def _fmt_rate(r) -> str:
     return f"{int(r.successes)}/{int(r.n)} = {r.rate:.0%} [{r.lo:.0%}, {r.hi:.0%}]"
 
@@ -114,12 +108,12 @@ def _fmt_rate(r) -> str:
 # ---------------------------------------------------------------------- claim 1
 def success_rates(runs: Optional[pd.DataFrame], task: str, column: str, threshold: float, by: List[str]):
     """(runs, rates): the paper's models on ``task``, a run succeeding when ``column`` >=
-    ``threshold``, and Wilson rates per scope, protocol and ``by``; (None, None) if none ran."""
+    ``threshold``, and Wilson rates per scope and ``by``; (None, None) if none ran."""
     d = None if runs is None else paper_models(runs, task)
     if d is None or d.empty:
         return None, None
     d["success"] = d[column] >= threshold
-    return d, rate_summary(d, ["scope", "protocol", *by], "success")
+    return d, rate_summary(d, ["scope", *by], "success")
 
 
 def claim1(runs: Optional[pd.DataFrame]) -> Claim:
@@ -140,28 +134,32 @@ def claim1(runs: Optional[pd.DataFrame]) -> Claim:
 
 
 # ---------------------------------------------------------------------- claim 2
+def claim2_verdict(gru, vanilla) -> str:
+    """The rule of claim 2 on the two cells' Wilson intervals (rows with lo, hi)."""
+    if gru.lo > MAJORITY and vanilla.hi < MAJORITY:
+        return SUPPORTED
+    return NOT_SUPPORTED if vanilla.lo > MAJORITY else INCONCLUSIVE
+
+
 def claim2(runs: Optional[pd.DataFrame]) -> Claim:
     c = Claim(2, CLAIMS[2], RULES[2])
     d, rates = success_rates(runs, "embedded-reber", "outer_accuracy", OUTER_SUCCESS, ["cell"])
     if d is None:
         return c
+    strict = rate_summary(d, ["scope", "cell"], "strict").set_index(["scope", "cell"])
     for scope, g in rates.groupby("scope", sort=True):
         by = {r.cell: r for r in g.itertuples()}
         if "vanilla" not in by or "gru" not in by:
-            c.findings.append(Finding(scope, NOT_MEASURED, f"only {', '.join(by)} runs under this protocol.", g))
+            c.findings.append(Finding(scope, NOT_MEASURED, f"only {', '.join(by)} runs under this recipe.", g))
             continue
         v, gr = by["vanilla"], by["gru"]
-        if gr.lo > v.hi:
-            verdict = SUPPORTED
-        elif (v.rate >= gr.rate and gr.rate >= MAJORITY) or v.lo > MAJORITY:
-            verdict = NOT_SUPPORTED
-        else:
-            verdict = INCONCLUSIVE
         best = d[(d["scope"] == scope) & (d["cell"] == "vanilla")]["outer_accuracy"].max()
+        table = g.merge(strict.loc[scope].add_prefix("strict_").reset_index(), on="cell")
         c.findings.append(Finding(
-            scope, verdict,
-            f"success (outer T/P accuracy >= {OUTER_SUCCESS:.0%}): GRU {_fmt_rate(gr)}, vanilla {_fmt_rate(v)} "
-            f"(Wilson 95 %); best vanilla outer accuracy {best:.1%}.", g))
+            scope, claim2_verdict(gr, v),
+            f"success (test outer T/P accuracy >= {OUTER_SUCCESS:.0%}): GRU {_fmt_rate(gr)}, vanilla {_fmt_rate(v)} "
+            f"(Wilson 95 %); strict (every test string right): GRU {_fmt_rate(strict.loc[(scope, 'gru')])}, "
+            f"vanilla {_fmt_rate(strict.loc[(scope, 'vanilla')])}; best vanilla outer accuracy {best:.1%}.", table))
     return c
 
 
@@ -181,37 +179,57 @@ def claim3(grads: Optional[pd.DataFrame]) -> Claim:
     g = grads[grads["quantity"] == "param"]
     stage = "trained" if (g["stage"] == "trained").any() else "init"
     g = g[g["stage"] == stage]
-    for (task, protocol), d in g.groupby(["task", "protocol"], sort=True):
-        scope = f"protocol {protocol}, {task} ({stage} models)"
+    for (task, recipe), d in g.groupby(["task", "recipe"], sort=True):
         stats = {cell: gradient_stats(d[d["cell"] == cell]) for cell in ("vanilla", "gru") if (d["cell"] == cell).any()}
-        table = pd.DataFrame(stats).T.rename_axis("cell").reset_index()
         if len(stats) < 2:
             continue  # e.g. Reber, where the paper trains only the vanilla cell
+        table = pd.DataFrame(stats).T.rename_axis("cell").reset_index()
         v, r = stats["vanilla"], stats["gru"]
-        decades = abs(math.log10(max(v["median"], 1e-300)) - math.log10(max(r["median"], 1e-300)))
+        decades = abs(_log(v["median"]) - _log(r["median"]))
         alike = (decades <= GRAD_DECADES and abs(v["vanishing"] - r["vanishing"]) < GRAD_TAIL
                  and abs(v["exploding"] - r["exploding"]) < GRAD_TAIL)
         c.findings.append(Finding(
-            scope, SUPPORTED if alike else NOT_SUPPORTED,
+            f"(a) recipe {recipe}, {task} ({stage} models)", SUPPORTED if alike else NOT_SUPPORTED,
             f"median |g|: vanilla {v['median']:.3g}, GRU {r['median']:.3g} ({decades:.2f} decades apart); "
             f"share < {GRAD_VANISH:g}: {v['vanishing']:.1%} vs {r['vanishing']:.1%}; "
             f"share > {GRAD_EXPLODE:g}: {v['exploding']:.1%} vs {r['exploding']:.1%} "
-            f"({v['coefficients']:,} and {r['coefficients']:,} coefficients)." + hidden_note(grads, task, protocol, stage),
-            table))
+            f"({v['coefficients']:,} and {r['coefficients']:,} coefficients).", table))
+        hidden = grads[(grads["quantity"] == "hidden") & (grads["task"] == task) & (grads["recipe"] == recipe)]
+        finding = hidden_finding(hidden, f"(b) recipe {recipe}, {task}")
+        if finding is not None:
+            c.findings.append(finding)
     return c
 
 
-def hidden_note(grads: pd.DataFrame, task: str, protocol: str, stage: str) -> str:
-    """Beyond the paper (not part of the rule): ||dloss_T/dh_{T-d}|| at the largest distance
-    both cells reach, pooled medians."""
-    h = grads[(grads["quantity"] == "hidden") & (grads["task"] == task) & (grads["protocol"] == protocol)
-              & (grads["stage"] == stage)]
-    if h.empty or set(h["cell"]) < {"vanilla", "gru"}:
-        return ""
-    d = min(h.loc[h["cell"] == c, "distance"].max() for c in ("vanilla", "gru"))
-    med = {c: hist.quantile(hist.pooled(h[(h["cell"] == c) & (h["distance"] == d)]), 0.5) for c in ("vanilla", "gru")}
-    return (f" Beyond the paper (not in the rule): the gradient reaching the hidden state d={d} steps before the "
-            f"loss term has median norm {med['vanilla']:.3g} for vanilla and {med['gru']:.3g} for GRU.")
+def _log(x: float) -> float:
+    return math.log10(max(x, 1e-300))
+
+
+def reach_distance(hidden: pd.DataFrame) -> int:
+    """The largest distance d that at least REACH of a run's training strings reach (a row's n
+    at d counts the strings with a step d before the loss term; at d = 0, all of them)."""
+    n = hidden.groupby(["run_id", "distance"])["n"].sum().groupby("distance").min()
+    return int(n.index[n >= REACH * n.loc[0]].max())
+
+
+def hidden_finding(hidden: pd.DataFrame, scope: str) -> Optional[Finding]:
+    """Claim 3(b) on the ``hidden`` rows of one recipe and task (None without both cells and stages)."""
+    if set(hidden["cell"]) < {"vanilla", "gru"} or not {"init", "trained"} <= set(hidden["stage"]):
+        return None
+    d = min(reach_distance(hidden[hidden["cell"] == cell]) for cell in ("vanilla", "gru"))
+    rows = []
+    for stage in ("init", "trained"):
+        at = hidden[(hidden["stage"] == stage) & (hidden["distance"] == d)]
+        med = {cell: hist.quantile(hist.pooled(at[at["cell"] == cell]), 0.5) for cell in ("vanilla", "gru")}
+        rows.append({"stage": stage, "distance": d, "vanilla median": med["vanilla"], "GRU median": med["gru"],
+                     "decades vanilla below GRU": _log(med["gru"]) - _log(med["vanilla"])})
+    table = pd.DataFrame(rows)
+    gaps = table["decades vanilla below GRU"]
+    verdict = (SUPPORTED if (gaps <= GRAD_DECADES).all() else NOT_SUPPORTED if (gaps > GRAD_DECADES).all()
+               else INCONCLUSIVE)
+    said = "; ".join(f"{r['stage']}: vanilla {r['vanilla median']:.3g}, GRU {r['GRU median']:.3g} "
+                     f"({r['decades vanilla below GRU']:.1f} decades apart)" for r in rows)
+    return Finding(scope, verdict, f"median ||dloss_T/dh_(T-d)|| at d = {d}: {said}.", table)
 
 
 # ---------------------------------------------------------------------- claim 4

@@ -1,12 +1,16 @@
-"""Figures of the training tables (``runs``, ``gradients``, ``probes``; schemas in the
-``lksweep schema --tables``): Figs 3, 4, 6, 7, 8, 9, success rates and
-||dloss/dh_t|| against distance. Each function returns a Matplotlib Figure whose plotted
-arrays are the tables' numbers.
+"""Figures of the training tables (``runs``, ``epochs``, ``gradients``, ``probes``, ``lengths``;
+schemas in ``lksweep schema --tables``): Figs 3, 4, 6, 7, 8, 9, success rates, learning curves,
+||dloss/dh_t|| against distance and outer accuracy against dependency length. Each function
+returns a Matplotlib Figure whose plotted arrays are the tables' numbers.
 
-Which run a probe heatmap shows: the paper's model (vanilla k=5 on Reber, vanilla k=18 and
-GRU k=10 on embedded Reber; else the most frequent k), one panel per protocol, and within
-a protocol the run with the lowest seed — a fixed choice, not the best seed, so the figure
-is not cherry-picked; its title gives the run's accuracy.
+The paper's figures (heatmaps, Fig 9, the gradient against distance) show each protocol's own
+recipe (``paper``, ``adam``) when the tables hold it, not every variant of a sweep over
+ingredients, which the claims and the success-rate figure cover. Which run a probe heatmap
+shows: the paper's model (vanilla k=5 on Reber, vanilla k=18 and GRU k=10 on embedded Reber;
+else the most frequent k), one row of panels per recipe, and within a recipe the run with the
+lowest seed — a fixed choice, not the best seed, so the figure is not cherry-picked. The
+outputs shown are the raw y_t for squared-error runs (what that loss trains, as the authors
+showed them) and softmax(y_t) for cross-entropy runs.
 """
 from typing import Dict, Optional
 
@@ -18,6 +22,7 @@ from sweeps.contract import ALPHABET, EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
 
 from . import hist
 from .registry import Skip, figure
+from .sec_training import by_length
 from .success import PAPER_K, is_embedded, success_flags
 
 
@@ -31,24 +36,30 @@ def pick_k(df: pd.DataFrame, task: str, cell: str) -> int:
     return want if want in ks.index else int(ks.index[0])
 
 
+def own_recipes(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each protocol's own recipe (its default ingredients), or all rows if none are."""
+    own = df[df["recipe"] == df["protocol"]]
+    return own if len(own) else df
+
+
 def pick_runs(probes: pd.DataFrame, task: str, cell: str) -> Dict[str, pd.DataFrame]:
-    """{protocol: probe rows of its lowest-seed run} for the paper's (task, cell, k)."""
+    """{recipe: probe rows of its lowest-seed run} for the paper's (task, cell, k)."""
     p = probes[(probes["task"] == task) & (probes["cell"] == cell)]
     if p.empty:
         raise NothingToDraw(f"no {cell} probes on {task}")
-    p = p[p["k"] == pick_k(p, task, cell)]
+    p = own_recipes(p[p["k"] == pick_k(p, task, cell)])
     out = {}
-    for protocol in sorted(set(p["protocol"]), key=lambda x: (x != "paper", x)):
-        g = p[p["protocol"] == protocol]
-        seed = g["seed"].min()
-        out[protocol] = g[g["seed"] == seed]
+    for recipe in sorted(set(p["recipe"]), key=lambda x: (not x.startswith("paper"), x)):
+        g = p[p["recipe"] == recipe]
+        out[recipe] = g[g["seed"] == g["seed"].min()]
     return out
 
 
 def probe_matrix(rows: pd.DataFrame, kind: str, task: str):
     """(matrix, row labels, panels) for one run: Reber: one row per probe (its last position);
-    embedded: one matrix per probe, one row per position."""
-    col = "probs" if kind == "output" else "hidden"
+    embedded: one matrix per probe, one row per position. Outputs: raw for squared-error runs,
+    softmax for cross-entropy runs."""
+    col = ("output" if rows["loss"].iloc[0] == "squared-error" else "probs") if kind == "output" else "hidden"
     flag = "output_probe" if kind == "output" else "hidden_probe"
     rows = rows[rows[flag]] if flag in rows.columns else rows
     panels = []
@@ -71,43 +82,39 @@ def probe_matrix(rows: pd.DataFrame, kind: str, task: str):
 
 def probe_heatmap(probes: pd.DataFrame, task: str, cell: str, kind: str,
                   runs: Optional[pd.DataFrame] = None) -> Figure:
-    """Figs 3/4 (task reber) and 6/7/8 (embedded-reber): softmax outputs (kind 'output',
-    columns B T S X V P E) or hidden states (kind 'hidden', columns h_1..h_k) after each
-    probe prefix. Image gid: '<protocol>|<probe>' ('<protocol>|' for Reber)."""
+    """Figs 3/4 (task reber) and 6/7/8 (embedded-reber): outputs (kind 'output', columns
+    B T S X V P E: raw y_t for squared-error runs, softmax for cross-entropy runs) or hidden
+    states (kind 'hidden', columns h_1..h_k) after each probe prefix; one row of panels per
+    recipe. Image gid: '<recipe>|<probe>' ('<recipe>|' for Reber)."""
     task = _task_name(probes, task)
     try:
         chosen = pick_runs(probes, task, cell)
     except NothingToDraw as e:
         raise Skip(str(e)) from None
-    per = [(protocol, probe_matrix(rows, kind, task), rows) for protocol, rows in chosen.items()]
-    ncols = sum(len(p) for _, p, _ in per)
+    per = [(recipe, probe_matrix(rows, kind, task), rows) for recipe, rows in chosen.items()]
+    ncols = max(len(p) for _, p, _ in per)
     if ncols == 0:
         raise Skip(f"no {kind} probes for {cell} on {task}")
     nrow_max = max(m.shape[0] for _, panels, _ in per for _, m, _ in panels)
-    fig = Figure(figsize=(max(4.2 * ncols, 5), 1.2 + 0.32 * nrow_max))
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    i = 0
-    vmin, vmax = (0, 1) if kind == "output" else (None, None)
-    for protocol, panels, rows in per:
-        run = rows["run_id"].iloc[0]
-        for probe, m, labels in panels:
-            ax = axes[i]
-            i += 1
-            cmap = "Greys" if kind == "output" else "RdBu_r"
-            if kind == "hidden" and cell == "vanilla":
-                vmin, vmax = 0, 1  # sigmoid states
-            elif kind == "hidden":
-                vmin, vmax = -1, 1
-            im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, gid=f"{protocol}|{probe}")
+    fig = Figure(figsize=(max(4.2 * ncols, 5), (1.2 + 0.32 * nrow_max) * len(per)))
+    axes = fig.subplots(len(per), ncols, squeeze=False)
+    for r, (recipe, panels, rows) in enumerate(per):
+        raw = kind == "output" and rows["loss"].iloc[0] == "squared-error"
+        for ax in axes[r][len(panels):]:
+            ax.set_axis_off()
+        for ax, (probe, m, labels) in zip(axes[r], panels):
+            if kind == "output":
+                cmap, (vmin, vmax) = "Greys", (min(0.0, m.min()), max(1.0, m.max())) if raw else (0, 1)
+            else:
+                cmap, (vmin, vmax) = "RdBu_r", (0, 1) if cell == "vanilla" else (-1, 1)   # sigmoid / tanh states
+            im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, gid=f"{recipe}|{probe}")
             ax.set_yticks(range(len(labels)), labels, fontsize=7, family="monospace")
             cols = list(ALPHABET) if kind == "output" else [f"h{j + 1}" for j in range(m.shape[1])]
             ax.set_xticks(range(len(cols)), cols, fontsize=7, rotation=0 if kind == "output" else 90)
-            k = int(rows["k"].iloc[0])
-            title = f"{cell} k={k}, {protocol}, seed {int(rows['seed'].iloc[0])}"
-            if probe:
-                title += f"\n{probe}"
-            ax.set_title(title, fontsize=8)
-            ax.set_xlabel(run, fontsize=6)
+            what = ("raw y" if raw else "softmax(y)") if kind == "output" else "h"
+            title = f"{cell} k={int(rows['k'].iloc[0])}, {recipe}, seed {int(rows['seed'].iloc[0])}: {what}"
+            ax.set_title(title + (f"\n{probe}" if probe else ""), fontsize=8)
+            ax.set_xlabel(rows["run_id"].iloc[0], fontsize=6)
             fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
     return fig
@@ -127,33 +134,35 @@ def _task_name(df: pd.DataFrame, task: str) -> str:
 # ---------------------------------------------------------------------- Fig 9
 def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Figure:
     """Fig 9: share of |dloss/dθ| coefficients per log-spaced bin (50 per decade), summed
-    over every run, tensor and training example of each cell; one row per protocol, one
-    column per stage (at init, trained). Step-line gid: '<protocol>|<stage>|<cell>'."""
+    over every run, tensor and training example of each cell; one row per recipe (each
+    protocol's own), one column per stage (at init, trained). Step-line gid:
+    '<recipe>|<stage>|<cell>'."""
     g = grads[grads["quantity"] == "param"]
     task = _task_name(g, task)
     if (g["task"] == task).any():
         g = g[g["task"] == task]
     if g.empty:
         raise Skip("no parameter gradients")
-    protocols, stages = sorted(g["protocol"].unique()), [s for s in ("init", "trained") if s in set(g["stage"])]
-    fig = Figure(figsize=(5.5 * len(stages), 3.4 * len(protocols)))
-    axes = fig.subplots(len(protocols), len(stages), squeeze=False)
+    g = own_recipes(g)
+    recipes, stages = sorted(g["recipe"].unique()), [s for s in ("init", "trained") if s in set(g["stage"])]
+    fig = Figure(figsize=(5.5 * len(stages), 3.4 * len(recipes)))
+    axes = fig.subplots(len(recipes), len(stages), squeeze=False)
     edges = hist.edges()
-    for r, protocol in enumerate(protocols):
+    for r, recipe in enumerate(recipes):
         for c, stage in enumerate(stages):
             ax = axes[r][c]
-            for cell, d in g[(g["protocol"] == protocol) & (g["stage"] == stage)].groupby("cell", sort=True):
+            for cell, d in g[(g["recipe"] == recipe) & (g["stage"] == stage)].groupby("cell", sort=True):
                 h = hist.pooled(d)
                 share = h / max(h.sum(), 1)
                 lo, hi = hist.span(h)
                 ks = sorted(d["k"].unique())
-                ax.stairs(share[2 + lo: 2 + hi], edges[lo: hi + 1], gid=f"{protocol}|{stage}|{cell}",
+                ax.stairs(share[2 + lo: 2 + hi], edges[lo: hi + 1], gid=f"{recipe}|{stage}|{cell}",
                           label=f"{cell} k={','.join(map(str, ks))} ({int(h.sum()):,} coeffs; "
                                 f"{share[0]:.1%} exactly 0)", linewidth=1.2)
             ax.set_xscale("log")
             ax.set_xlabel("|dloss/dθ|")
             ax.set_ylabel("share per bin")
-            ax.set_title(f"{task}, {protocol}, {stage}", fontsize=9)
+            ax.set_title(f"{task}, {recipe}, {stage}", fontsize=9)
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -161,13 +170,13 @@ def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Fi
 
 # ---------------------------------------------------------------------- rates
 def success_rates(runs: pd.DataFrame) -> Figure:
-    """Bars: success rate per (task, protocol, cell, k) across seeds, Wilson 95 % error bars.
-    Bar gid: '<task>|<protocol>|<cell>|<k>'."""
+    """Bars: success rate per (task, recipe, cell, k) across seeds, Wilson 95 % error bars.
+    Bar gid: '<task>|<recipe>|<cell>|<k>'."""
     from .tables import rate_summary
     d = runs.assign(success=success_flags(runs))
-    rates = rate_summary(d, ["task", "protocol", "cell", "k"], "success")
+    rates = rate_summary(d, ["task", "recipe", "cell", "k"], "success")
     tasks = sorted(rates["task"].unique())
-    fig = Figure(figsize=(max(5, 1.3 * rates.groupby("task").size().max() + 2) * len(tasks), 4))
+    fig = Figure(figsize=(max(5, 1.1 * rates.groupby("task").size().max() + 2) * len(tasks), 4.4))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         t = rates[rates["task"] == task].reset_index(drop=True)
@@ -175,13 +184,56 @@ def success_rates(runs: pd.DataFrame) -> Figure:
         colors = ["C0" if c == "vanilla" else "C1" if c == "gru" else "C2" for c in t["cell"]]
         bars = ax.bar(x, t["rate"], color=colors, yerr=[t["rate"] - t["lo"], t["hi"] - t["rate"]], capsize=4)
         for b, row in zip(bars, t.itertuples()):
-            b.set_gid(f"{row.task}|{row.protocol}|{row.cell}|{row.k}")
+            b.set_gid(f"{row.task}|{row.recipe}|{row.cell}|{row.k}")
             ax.text(b.get_x() + b.get_width() / 2, 0.02, f"{row.successes}/{row.n}", ha="center", fontsize=7)
-        ax.set_xticks(x, [f"{r.cell} k={r.k}\n{r.protocol}" for r in t.itertuples()], fontsize=7)
+        ax.set_xticks(x, [f"{r.cell} k={r.k}\n{r.recipe.replace('+', chr(10) + '+')}" for r in t.itertuples()],
+                      fontsize=6)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success rate (Wilson 95 %)")
         what = "outer T/P accuracy" if is_embedded(task) else "string accuracy"
-        ax.set_title(f"{task}: success = {what} >= 95 %", fontsize=9)
+        ax.set_title(f"{task}: success = test {what} >= 95 %", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------- learning curves
+def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
+    """Training loss per epoch (the mean over the epoch's updates): median and 10-90 % band
+    over seeds, one line per cell and k, one panel per (task, recipe); a run that stopped
+    carries its last value on. Dashed: the loss of the ideal predictor that knows the
+    automaton's state, and dotted: of one that guesses the outer symbol (runs.loss_floor,
+    loss_floor_guess; near 3.5 and 4.0 for the squared error on embedded Reber). Line gid:
+    '<task>|<recipe>|<cell>|<k>'."""
+    e = epochs[epochs["epoch"] > 0]
+    if e.empty:
+        raise Skip("no trained epochs")
+    panels = sorted({(t, r) for t, r in zip(e["task"], e["recipe"])})
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(5.2 * ncols, 3.6 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    for ax, (task, recipe) in zip(axes, panels):
+        d = e[(e["task"] == task) & (e["recipe"] == recipe)]
+        for (cell, k), dc in d.groupby(["cell", "k"], sort=True):
+            wide = dc.pivot(index="epoch", columns="run_id", values="train_loss").ffill()
+            q = wide.quantile([0.1, 0.5, 0.9], axis=1).T
+            line, = ax.plot(q.index, q[0.5], label=f"{cell} k={k} ({wide.shape[1]} seeds)",
+                            gid=f"{task}|{recipe}|{cell}|{k}")
+            ax.fill_between(q.index, q[0.1], q[0.9], color=line.get_color(), alpha=0.15, linewidth=0)
+        r = runs[(runs["task"] == task) & (runs["recipe"] == recipe)]
+        if len(r):
+            ax.axhline(r["loss_floor"].median(), color="k", linestyle="--", linewidth=0.8,
+                       label=f"ideal {r['loss_floor'].median():.2f}")
+            if is_embedded(task):
+                ax.axhline(r["loss_floor_guess"].median(), color="k", linestyle=":", linewidth=0.8,
+                           label=f"outer guessed {r['loss_floor_guess'].median():.2f}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"training {d['loss'].iloc[0]} per string")
+        ax.set_title(f"{task}, {recipe}: median, 10-90 %", fontsize=9)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 
@@ -189,31 +241,64 @@ def success_rates(runs: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------------- dloss/dh
 def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
     """||dloss_T/dh_{T-d}|| against d: pooled median over every run and training example of
-    each cell (one line per cell and k), 10-90 % band; one panel per (task, protocol), stage
-    'trained' (else 'init'). Line gid: '<task>|<protocol>|<cell>|<k>'."""
+    each cell (one line per cell, k and stage: solid trained, dashed at initialisation),
+    10-90 % band for trained models; one panel per (task, recipe), each protocol's own recipe.
+    Line gid: '<task>|<recipe>|<cell>|<k>|<stage>'."""
     g = grads[grads["quantity"] == "hidden"]
     if g.empty:
         raise Skip("no hidden-state gradients")
-    stage = "trained" if (g["stage"] == "trained").any() else "init"
-    g = g[g["stage"] == stage]
-    panels = sorted({(t, p) for t, p in zip(g["task"], g["protocol"])})
+    g = own_recipes(g)
+    panels = sorted({(t, r) for t, r in zip(g["task"], g["recipe"])})
     ncols = min(2, len(panels))
     nrows = -(-len(panels) // ncols)
     fig = Figure(figsize=(6 * ncols, 3.8 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels):]:
         ax.set_axis_off()
-    for ax, (task, protocol) in zip(axes, panels):
-        d = g[(g["task"] == task) & (g["protocol"] == protocol)]
-        for (cell, k), dc in d.groupby(["cell", "k"], sort=True):
-            q = hist.pooled_quantiles(dc, "distance", (0.1, 0.5, 0.9))
-            line, = ax.plot(q.index, q[0.5], marker=".", label=f"{cell} k={k}", gid=f"{task}|{protocol}|{cell}|{k}")
-            ax.fill_between(q.index, np.maximum(q[0.1], 1e-20), np.maximum(q[0.9], 1e-20),
-                            color=line.get_color(), alpha=0.15, linewidth=0)
+    for ax, (task, recipe) in zip(axes, panels):
+        d = g[(g["task"] == task) & (g["recipe"] == recipe)]
+        for i, ((cell, k), dc) in enumerate(d.groupby(["cell", "k"], sort=True)):
+            for stage in ("trained", "init"):
+                ds = dc[dc["stage"] == stage]
+                if ds.empty:
+                    continue
+                q = hist.pooled_quantiles(ds, "distance", (0.1, 0.5, 0.9))
+                ax.plot(q.index, q[0.5], marker="." if stage == "trained" else None, color=f"C{i}",
+                        linestyle="-" if stage == "trained" else "--", label=f"{cell} k={k}, {stage}",
+                        gid=f"{task}|{recipe}|{cell}|{k}|{stage}")
+                if stage == "trained":
+                    ax.fill_between(q.index, np.maximum(q[0.1], 1e-20), np.maximum(q[0.9], 1e-20),
+                                    color=f"C{i}", alpha=0.15, linewidth=0)
         ax.set_yscale("log")
         ax.set_xlabel("distance d = T - t")
         ax.set_ylabel("||dloss_T / dh_{T-d}||")
-        ax.set_title(f"{task}, {protocol} ({stage}): median, 10-90 %", fontsize=9)
+        ax.set_title(f"{task}, {recipe}: median (10-90 % trained)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------- dependency length
+def outer_by_length(table: pd.DataFrame) -> Figure:
+    """Test outer T/P accuracy of the selected models against the dependency length (bucketed
+    inner-string length; ``sec_training.by_length``), pooled over seeds: one panel per recipe,
+    one line per cell and k; 50 % is guessing. Line gid: '<recipe>|<cell>|<k>'."""
+    recipes = list(dict.fromkeys(table["recipe"]))
+    ncols = min(3, len(recipes))
+    nrows = -(-len(recipes) // ncols)
+    fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(recipes):]:
+        ax.set_axis_off()
+    for ax, recipe in zip(axes, recipes):
+        for (cell, k), g in table[table["recipe"] == recipe].groupby(["cell", "k"], sort=True):
+            ax.plot(range(len(g)), g["outer_accuracy"], marker="o", label=f"{cell} k={k}", gid=f"{recipe}|{cell}|{k}")
+            ax.set_xticks(range(len(g)), g["bucket"], fontsize=7)
+        ax.axhline(0.5, color="k", linestyle=":", linewidth=0.8)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("inner-string length")
+        ax.set_ylabel("test outer accuracy")
+        ax.set_title(recipe, fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -250,11 +335,23 @@ def fig09(t):
     return gradient_histograms(t.get("gradients"))
 
 
-@figure("success_rates", "Success rate of each cell and protocol across training seeds (Wilson 95 %)", claims=(1, 2))
+@figure("success_rates", "Success rate of each cell and recipe across training seeds (Wilson 95 %)", claims=(1, 2))
 def success_rates_figure(t):
     return success_rates(t.get("runs"))
 
 
-@figure("gradient_vs_distance", "||dloss/dh_t|| against distance to the loss term", claims=(3,))
+@figure("learning_curves", "Training loss per epoch, median and 10-90 % over seeds, with the ideal and "
+        "outer-guessing floors", claims=(1, 2))
+def learning_curves_figure(t):
+    return learning_curves(t.get("epochs"), t.get("runs"))
+
+
+@figure("outer_by_length", "Test outer accuracy against dependency length (inner-string length)", section="lengths")
+def outer_by_length_figure(t):
+    return outer_by_length(by_length(t))
+
+
+@figure("gradient_vs_distance", "||dloss/dh_t|| against distance to the loss term, at initialisation and trained",
+        claims=(3,))
 def gradient_vs_distance_figure(t):
     return gradient_vs_distance(t.get("gradients"))

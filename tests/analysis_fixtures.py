@@ -19,30 +19,75 @@ def _write(out, table, run_id, rows):
     pq.write_table(t, os.path.join(d, f"{run_id}.parquet"))
 
 
-def run_id(task, cell, k, protocol, seed):
-    return f"{task}-{cell}-k{k}-{protocol}-seed{seed}"
+def run_id(task, cell, k, recipe, seed):
+    return f"{task}-{cell}-k{k}-{recipe}-seed{seed}"
+
+
+OWN = {"paper": {"optimizer": "sgd", "loss": "squared-error", "order": "fixed", "batch_size": 1},
+       "adam": {"optimizer": "adam", "loss": "cross-entropy", "order": "shuffled", "batch_size": 50}}
+LEVELS = {"sgd": "optimizer", "adam": "optimizer", "squared-error": "loss", "cross-entropy": "loss",
+          "fixed": "order", "shuffled": "order"}
+
+
+def key(task, cell, k, recipe, seed):
+    """The key columns of a run of ``recipe`` ('paper', 'paper+adam+cross-entropy', ...; a protocol
+    name other than paper and adam gets the paper's ingredients)."""
+    protocol, *changes = recipe.split("+")
+    ingredients = dict(OWN.get(protocol, OWN["paper"]))
+    for c in changes:
+        if c.startswith("b") and c[1:].isdigit():
+            ingredients["batch_size"] = int(c[1:])
+        else:
+            ingredients[LEVELS[c]] = c
+    return {"run_id": run_id(task, cell, k, recipe, seed), "task": task, "cell": cell, "k": k, "protocol": protocol,
+            "recipe": recipe, "optimizer": ingredients["optimizer"], "loss": ingredients["loss"], "seed": seed}, ingredients
+
+
+def _defaults(schema):
+    """A value of every column's type: the columns a fixture does not set."""
+    fill = {pa.string(): "x", pa.bool_(): False, pa.float64(): 1.0, pa.int32(): 1, pa.int64(): 1}
+    return {f.name: fill.get(f.type) for f in schema}
 
 
 def write_runs(out, spec):
-    """``spec``: {(task, cell, k, protocol): [accuracy per seed]} — the string accuracy for
-    reber, the outer accuracy for embedded-reber."""
-    for (task, cell, k, protocol), accs in spec.items():
+    """``spec``: {(task, cell, k, recipe): [accuracy per seed]} — the string accuracy for
+    reber, the outer accuracy for embedded-reber (test set, selected model)."""
+    for (task, cell, k, recipe), accs in spec.items():
         for seed, acc in enumerate(accs):
-            rid = run_id(task, cell, k, protocol, seed)
+            keys, ingredients = key(task, cell, k, recipe, seed)
             emb = task.startswith("embedded")
-            row = {
-                "run_id": rid, "task": task, "cell": cell, "k": k, "protocol": protocol,
-                "seed": seed, "bias": "zero", "init": "normal", "n_params": 500,
-                "n_train": 100, "n_test": 100, "data_seed": 0,
-                "lr": 0.05, "final_lr": 0.05, "max_epochs": 10, "epochs": 10,
-                "stop_reason": "max_epochs", "final_loss": 1.0, "train_loss": 1.0, "test_loss": 1.0,
-                "train_string_accuracy": acc, "test_string_accuracy": acc, "string_accuracy": acc,
-                "train_step_accuracy": 1.0, "test_step_accuracy": 1.0, "step_accuracy": 1.0,
-                "train_outer_accuracy": acc if emb else np.nan, "test_outer_accuracy": acc if emb else np.nan,
-                "outer_accuracy": acc if emb else np.nan, "solved": bool(acc == 1.0),
-                "solved_epoch": None, "outer_epoch": None, "wall_s": 1.0,
-            }
-            _write(out, "runs", rid, [row])
+            row = {**_defaults(SCHEMAS["runs"]), **keys, **ingredients,
+                   "bias": "authors", "init": "normal", "dtype": "float64", "engine": "numba", "n_params": 500,
+                   "n_train": 100, "n_val": 100, "n_test": 100, "data_seed": 0, "lr": 0.05, "max_epochs": 10,
+                   "tol": 1e-5 if keys["protocol"] == "paper" else None, "epochs": 10, "stop_reason": "max_epochs",
+                   "selected_epoch": 10, "string_accuracy": acc, "test_string_accuracy": acc,
+                   "outer_accuracy": acc if emb else np.nan, "test_outer_accuracy": acc if emb else np.nan,
+                   "train_outer_accuracy": acc if emb else np.nan, "val_outer_accuracy": acc if emb else np.nan,
+                   "strict": bool(acc == 1.0), "solved_epoch": None, "outer_epoch": None,
+                   "loss_floor": 3.5 if emb else 2.0, "loss_floor_guess": 4.0 if emb else 2.0}
+            _write(out, "runs", keys["run_id"], [row])
+
+
+def write_epochs(out, spec, n_epochs=12):
+    """Per run of ``spec`` ({(task, cell, k, recipe): seeds}): a training loss falling from 20
+    towards 4 + seed / 10 over ``n_epochs`` (seed 1 stops halfway), and validation scores."""
+    for (task, cell, k, recipe), seeds in spec.items():
+        for seed in range(seeds):
+            keys, _ = key(task, cell, k, recipe, seed)
+            last = n_epochs // 2 if seed == 1 else n_epochs
+            rows = [{**_defaults(SCHEMAS["epochs"]), **keys, "epoch": e, "lr": 0.001,
+                     "train_loss": None if e == 0 else 4 + seed / 10 + 16 * 0.7 ** e} for e in range(last + 1)]
+            _write(out, "epochs", keys["run_id"], rows)
+
+
+def write_lengths(out, spec):
+    """``spec``: {(task, cell, k, recipe): (seeds, {length: (n, outer_correct)})}."""
+    for (task, cell, k, recipe), (seeds, by_length) in spec.items():
+        for seed in range(seeds):
+            keys, _ = key(task, cell, k, recipe, seed)
+            rows = [{**keys, "length": n, "n": total, "string_correct": right, "outer_correct": right}
+                    for n, (total, right) in by_length.items()]
+            _write(out, "lengths", keys["run_id"], rows)
 
 
 def hist_row(values):
@@ -54,21 +99,22 @@ def hist_row(values):
 
 
 def write_gradients(out, spec, seed=0):
-    """``spec``: {(task, cell, k, protocol): (param log10 centre, hidden decay per step)}:
-    lognormal |g| around 10**centre for 'param' (init and trained), and hidden-state norms
-    ||dloss/dh|| = decay**d (times lognormal noise) for d = 0..9."""
+    """``spec``: {(task, cell, k, recipe): (param log10 centre, hidden decay per step[, decay at
+    init])}: lognormal |g| around 10**centre for 'param' (init and trained), and hidden-state
+    norms ||dloss/dh|| = decay**d (times lognormal noise) for d = 0..9, from 60 strings at d = 0
+    down to 15 at d = 9 (so the largest distance half the strings reach is 6)."""
     rng = np.random.default_rng(seed)
-    for (task, cell, k, protocol), (centre, decay) in spec.items():
-        rid = run_id(task, cell, k, protocol, 0)
-        rows = []
-        base = {"run_id": rid, "task": task, "cell": cell, "k": k, "protocol": protocol, "seed": 0}
+    for (task, cell, k, recipe), (centre, decay, *init_decay) in spec.items():
+        base, _ = key(task, cell, k, recipe, 0)
+        rid, rows = base["run_id"], []
         for stage in ("init", "trained"):
             for tensor in ("W", "U"):
                 vals = 10 ** rng.normal(centre, 0.7, 400)
                 rows.append({**base, "stage": stage, "quantity": "param", "tensor": tensor, "distance": -1,
                              **hist_row(vals)})
+            rate = init_decay[0] if init_decay and stage == "init" else decay
             for d in range(10):
-                vals = decay ** d * 10 ** rng.normal(0, 0.3, 60)
+                vals = rate ** d * 10 ** rng.normal(0, 0.3, 60 - 5 * d)
                 rows.append({**base, "stage": stage, "quantity": "hidden", "tensor": "h", "distance": d,
                              **hist_row(vals)})
         _write(out, "gradients", rid, rows)
@@ -80,12 +126,12 @@ REBER_HID = [p.split(":") for p in ("q0:B q1:BT q1:BTSS q2:BTX q2:BPTTTVP q3:BTX
 
 
 def write_probes(out, configs, seed=0):
-    """Probe rows (random outputs and states) for each (task, cell, k, protocol) run."""
+    """Probe rows (random outputs and states) for each (task, cell, k, recipe) run."""
     rng = np.random.default_rng(seed)
-    for task, cell, k, protocol in configs:
+    for task, cell, k, recipe in configs:
         for s in (0, 1):
-            rid = run_id(task, cell, k, protocol, s)
-            rows = []
+            keys, _ = key(task, cell, k, recipe, s)
+            rid, rows = keys["run_id"], []
             if task == "reber":
                 probes = {p: (True, False, None) for p in REBER_OUT}
                 for state, p in REBER_HID:
@@ -96,8 +142,7 @@ def write_probes(out, configs, seed=0):
             for probe, (o, h, state) in probes.items():
                 for i, sym in enumerate(probe):
                     logits = rng.normal(size=7)
-                    rows.append({"run_id": rid, "task": task, "cell": cell, "k": k, "protocol": protocol, "seed": s,
-                                 "probe": probe, "output_probe": o, "hidden_probe": h, "position": i, "symbol": sym,
+                    rows.append({**keys, "probe": probe, "output_probe": o, "hidden_probe": h, "position": i, "symbol": sym,
                                  "state": (state if i == len(probe) - 1 and state else f"x{i}"),
                                  "output": logits.tolist(), "probs": (np.exp(logits) / np.exp(logits).sum()).tolist(),
                                  "hidden": rng.uniform(0, 1, k).tolist()})
@@ -108,6 +153,8 @@ PAPER_LIKE_RUNS = {
     ("reber", "vanilla", 5, "paper"): [1.0, 1.0, 1.0, 0.98, 1.0, 1.0],
     ("embedded-reber", "vanilla", 18, "paper"): [0.5, 0.52, 0.48, 0.5, 0.55, 0.5],
     ("embedded-reber", "gru", 10, "paper"): [1.0, 1.0, 0.99, 1.0, 1.0, 1.0],
+    ("embedded-reber", "vanilla", 18, "paper+cross-entropy"): [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+    ("embedded-reber", "gru", 10, "paper+cross-entropy"): [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
     ("embedded-reber", "vanilla", 18, "adam"): [1.0, 1.0, 1.0, 1.0, 1.0, 0.5],
     ("embedded-reber", "gru", 10, "adam"): [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
 }
@@ -115,12 +162,19 @@ ALIKE_GRADIENTS = {("embedded-reber", "vanilla", 18, "paper"): (-3.0, 0.5),
                    ("embedded-reber", "gru", 10, "paper"): (-3.2, 0.9)}
 PROBE_CONFIGS = [("reber", "vanilla", 5, "paper"), ("embedded-reber", "vanilla", 18, "paper"),
                  ("embedded-reber", "gru", 10, "paper"), ("embedded-reber", "vanilla", 18, "adam")]
+EPOCH_CONFIGS = {("reber", "vanilla", 5, "paper"): 3, ("embedded-reber", "vanilla", 18, "paper"): 3,
+                 ("embedded-reber", "gru", 10, "paper"): 3}
+# vanilla: 50 % at every length (guessing); GRU: right on short strings, worse on the longest
+LENGTH_CONFIGS = {("embedded-reber", "vanilla", 18, "paper"): (6, {5: (40, 20), 6: (20, 10), 9: (10, 5), 21: (2, 1)}),
+                  ("embedded-reber", "gru", 10, "paper"): (6, {5: (40, 40), 6: (20, 20), 9: (10, 9), 21: (2, 1)})}
 
 
 def write_training(out, runs=PAPER_LIKE_RUNS, grads=ALIKE_GRADIENTS, probes=PROBE_CONFIGS):
     write_runs(out, runs)
     write_gradients(out, grads)
     write_probes(out, probes)
+    write_epochs(out, EPOCH_CONFIGS)
+    write_lengths(out, LENGTH_CONFIGS)
 
 
 DISCREPANCY_ARGS = ["discrepancy", "--cells", "vanilla,gru", "--inits", "normal,xavier", "--l-max", "24",

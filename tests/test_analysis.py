@@ -144,7 +144,10 @@ def test_probe_heatmaps_plot_the_probes(full_dir):
     fig = fig_training.probe_heatmap(probes, "reber", "vanilla", "output")
     run = probes[(probes.task == "reber") & (probes.seed == 0) & probes.output_probe]
     last = run.sort_values("position").groupby("probe").tail(1).set_index("probe").loc[F.REBER_OUT]
-    np.testing.assert_allclose(_image(fig, "paper|"), np.stack(last.probs.to_numpy()), rtol=1e-6)
+    # the paper's recipe trains the squared error of the raw outputs: the heatmap shows them raw
+    np.testing.assert_allclose(_image(fig, "paper|"), np.stack(last.output.to_numpy()), rtol=1e-6)
+    im = next(im for ax in fig.axes for im in ax.get_images())
+    assert im.get_clim() == (min(0.0, last.output.map(min).min()), max(1.0, last.output.map(max).max()))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == F.REBER_OUT
 
@@ -156,10 +159,10 @@ def test_probe_heatmaps_plot_the_probes(full_dir):
     np.testing.assert_allclose(_image(fig, "paper|")[3], last.hidden, rtol=1e-6)
 
     fig = fig_training.probe_heatmap(probes, "embedded", "vanilla", "output")   # Fig 6: both protocols
-    for protocol in ("paper", "adam"):
-        r = probes[(probes.task == "embedded-reber") & (probes.cell == "vanilla") & (probes.protocol == protocol)
+    for recipe, shown in (("paper", "output"), ("adam", "probs")):             # raw for squared error only
+        r = probes[(probes.task == "embedded-reber") & (probes.cell == "vanilla") & (probes.recipe == recipe)
                    & (probes.seed == 0) & (probes.probe == "BTBTXSE")].sort_values("position")
-        np.testing.assert_allclose(_image(fig, f"{protocol}|BTBTXSE"), np.stack(r.probs.to_numpy()), rtol=1e-6)
+        np.testing.assert_allclose(_image(fig, f"{recipe}|BTBTXSE"), np.stack(r[shown].to_numpy()), rtol=1e-6)
     fig = fig_training.probe_heatmap(probes, "embedded-reber", "gru", "hidden")
     assert _image(fig, "paper|BPBTXSE").shape == (7, 10)
     with pytest.raises(Skip):
@@ -187,10 +190,50 @@ def test_gradient_histograms_and_distance(full_dir):
     fig = fig_training.gradient_vs_distance(grads)
     lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines()}
     for cell, k in (("vanilla", 18), ("gru", 10)):
-        rows = grads[(grads.cell == cell) & (grads.quantity == "hidden") & (grads.stage == "trained")].sort_values("distance")
-        ln = lines[f"embedded-reber|paper|{cell}|{k}"]
-        np.testing.assert_array_equal(ln.get_xdata(), rows.distance.to_numpy())
-        np.testing.assert_allclose(ln.get_ydata(), rows.q50.to_numpy(), rtol=1e-12)  # one run: pooled = its median
+        for stage in ("init", "trained"):
+            rows = grads[(grads.cell == cell) & (grads.quantity == "hidden") & (grads.stage == stage)].sort_values("distance")
+            ln = lines[f"embedded-reber|paper|{cell}|{k}|{stage}"]
+            np.testing.assert_array_equal(ln.get_xdata(), rows.distance.to_numpy())
+            np.testing.assert_allclose(ln.get_ydata(), rows.q50.to_numpy(), rtol=1e-12)  # one run: pooled = its median
+
+
+def test_learning_curves_plot_median_over_seeds_and_the_floors(full_dir):
+    epochs, runs = load(full_dir, "epochs"), load(full_dir, "runs")
+    fig = fig_training.learning_curves(epochs, runs)
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines()}
+    for (task, cell, k, recipe), seeds in F.EPOCH_CONFIGS.items():
+        # plain reference: per epoch the median over seeds, a stopped seed carrying its last loss
+        per_seed = []
+        for seed in range(seeds):
+            e = epochs[(epochs.run_id == F.run_id(task, cell, k, recipe, seed)) & (epochs.epoch > 0)]
+            loss = dict(zip(e.epoch, e.train_loss))
+            per_seed.append([loss.get(n, loss[max(loss)]) for n in range(1, 13)])
+        want = np.median(np.array(per_seed), axis=0)
+        ln = lines[f"{task}|{recipe}|{cell}|{k}"]
+        np.testing.assert_array_equal(ln.get_xdata(), np.arange(1, 13))
+        np.testing.assert_allclose(ln.get_ydata(), want, rtol=1e-12)
+    ax = next(a for a in fig.axes if a.get_title().startswith("embedded-reber, paper:"))
+    floors = sorted(ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() in ("--", ":"))
+    assert floors == [3.5, 4.0]       # the runs' loss_floor and loss_floor_guess
+    assert ax.get_yscale() == "log"
+
+
+def test_outer_accuracy_by_length_is_pooled_over_seeds_in_buckets(full_dir):
+    from analysis import sec_training
+    from analysis.registry import Tables
+    table = sec_training.by_length(Tables(full_dir))
+    gru = table[(table.cell == "gru") & (table.recipe == "paper")].set_index("bucket")
+    # fixture: lengths 5 and 6 share a bucket, 9 is alone, 21 falls in 18+; six seeds each
+    assert list(gru.index) == ["5-6", "9-10", "18+"]
+    assert gru.loc["5-6", "n"] == 6 * 60 and gru.loc["5-6", "outer_accuracy"] == 1.0
+    assert gru.loc["9-10", "outer_accuracy"] == pytest.approx(0.9) and gru.loc["18+", "outer_accuracy"] == 0.5
+    fig = fig_training.outer_by_length(table)
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines()}
+    np.testing.assert_allclose(lines["paper|gru|10"].get_ydata(), [1.0, 0.9, 0.5])
+    np.testing.assert_allclose(lines["paper|vanilla|18"].get_ydata(), [0.5, 0.5, 0.5])
+    built = sec_training.lengths_section(Tables(full_dir))
+    assert list(built.tables[0].columns) == ["recipe", "cell", "k", "5-6", "9-10", "18+"]
+    assert "5-6: 60, 9-10: 10, 18+: 2" in built.paragraphs[0]
 
 
 def test_success_rate_bars(full_dir):

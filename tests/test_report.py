@@ -1,5 +1,6 @@
 """The report: verdict rules flip with the tables, the page loads in a real headless browser
 with every image decoded, and `lksweep run` with `report: true` ends with the report."""
+import math
 import os
 import re
 import shutil
@@ -16,6 +17,8 @@ from analysis.tables import load
 
 from . import analysis_fixtures as F
 
+N_FIGURES = 14     # every figure has its table in the report fixture
+
 
 def _scopes(claim):
     return {f.scope: f.verdict for f in claim.findings}
@@ -26,58 +29,111 @@ def test_claim1_flips(tmp_path):
     good, bad = tmp_path / "good", tmp_path / "bad"
     F.write_runs(str(good), {("reber", "vanilla", 5, "paper"): [1.0] * 6})     # Wilson [61 %, 100 %]
     F.write_runs(str(bad), {("reber", "vanilla", 5, "paper"): [0.4] * 6})      # Wilson [0 %, 39 %]
-    assert _scopes(C.claim1(load(str(good), "runs"))) == {"protocol paper": C.SUPPORTED}
-    assert _scopes(C.claim1(load(str(bad), "runs"))) == {"protocol paper": C.NOT_SUPPORTED}
+    assert _scopes(C.claim1(load(str(good), "runs"))) == {"recipe paper": C.SUPPORTED}
+    assert _scopes(C.claim1(load(str(bad), "runs"))) == {"recipe paper": C.NOT_SUPPORTED}
     F.write_runs(str(tmp_path / "few"), {("reber", "vanilla", 5, "paper"): [1.0] * 3})  # [44 %, 100 %]
-    assert _scopes(C.claim1(load(str(tmp_path / "few"), "runs"))) == {"protocol paper": C.INCONCLUSIVE}
+    assert _scopes(C.claim1(load(str(tmp_path / "few"), "runs"))) == {"recipe paper": C.INCONCLUSIVE}
     assert C.claim1(None).verdict == C.NOT_MEASURED
 
 
-def test_claims_judge_the_papers_models_and_never_pool_budgets(tmp_path):
+def test_claims_judge_the_papers_models_and_never_pool_settings(tmp_path):
     F.write_runs(str(tmp_path), {("reber", "vanilla", 5, "paper"): [1.0] * 6,
                                  ("reber", "vanilla", 7, "paper"): [0.0] * 6,        # not the paper's k
                                  ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,
                                  ("embedded-reber", "gru", 10, "adam"): [1.0] * 6})
     runs = load(str(tmp_path), "runs")
     c1 = C.claim1(runs)
-    assert _scopes(c1) == {"protocol paper": C.SUPPORTED} and "6/6 vanilla" in c1.findings[0].summary
+    assert _scopes(c1) == {"recipe paper": C.SUPPORTED} and "6/6 vanilla" in c1.findings[0].summary
     longer = runs[runs.task == "embedded-reber"].assign(max_epochs=100, outer_accuracy=0.5,
                                                         run_id=lambda d: d.run_id + "-long")
     both = pd.concat([runs, longer], ignore_index=True)
-    assert _scopes(C.claim2(both)) == {"protocol adam (100 strings, <= 10 epochs)": C.NOT_SUPPORTED,
-                                       "protocol adam (100 strings, <= 100 epochs)": C.INCONCLUSIVE}
+    assert _scopes(C.claim2(both)) == {"recipe adam (max_epochs 10)": C.NOT_SUPPORTED,
+                                       "recipe adam (max_epochs 100)": C.INCONCLUSIVE}
+    other_lr = runs[runs.task == "embedded-reber"].assign(lr=0.01, run_id=lambda d: d.run_id + "-lr")
+    assert set(_scopes(C.claim2(pd.concat([runs, other_lr])))) == {"recipe adam (lr 0.05)", "recipe adam (lr 0.01)"}
 
 
-def test_claim2_flips_per_protocol(tmp_path):
+def test_claim2_flips_per_recipe(tmp_path):
     F.write_runs(str(tmp_path), {
-        ("embedded-reber", "vanilla", 18, "paper"): [0.5] * 6,
-        ("embedded-reber", "gru", 10, "paper"): [1.0] * 6,
-        ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,   # Adam can solve it (measured once, one seed)
+        ("embedded-reber", "vanilla", 18, "paper"): [0.5] * 6,             # [0 %, 39 %]
+        ("embedded-reber", "gru", 10, "paper"): [1.0] * 6,                 # [61 %, 100 %]
+        ("embedded-reber", "vanilla", 18, "adam"): [1.0] * 6,              # vanilla reliably learns it
         ("embedded-reber", "gru", 10, "adam"): [1.0] * 6,
-        ("embedded-reber", "vanilla", 18, "sgd"): [1.0] + [0.5] * 5,
-        ("embedded-reber", "gru", 10, "sgd"): [1.0] * 3 + [0.5] * 3,
-        ("embedded-reber", "vanilla", 18, "short"): [0.5] * 6,   # neither cell learned: says nothing
-        ("embedded-reber", "gru", 10, "short"): [0.5] * 6,
+        ("embedded-reber", "vanilla", 18, "paper+adam"): [1.0] + [0.5] * 5,
+        ("embedded-reber", "gru", 10, "paper+adam"): [1.0] * 3 + [0.5] * 3,
+        ("embedded-reber", "vanilla", 18, "paper+shuffled"): [0.5] * 6,    # neither cell learned: says nothing
+        ("embedded-reber", "gru", 10, "paper+shuffled"): [0.5] * 6,
+        # GRU far above vanilla, but vanilla's interval [9 %, 53 %] is not below 50 %
+        ("embedded-reber", "vanilla", 18, "paper+cross-entropy"): [1.0] * 3 + [0.5] * 9,
+        ("embedded-reber", "gru", 10, "paper+cross-entropy"): [1.0] * 12,
+        # vanilla ahead of a GRU at 50 %, but not reliably above 50 % itself ([30 %, 90 %])
+        ("embedded-reber", "vanilla", 18, "paper+b10"): [1.0] * 4 + [0.5] * 2,
+        ("embedded-reber", "gru", 10, "paper+b10"): [1.0] * 3 + [0.5] * 3,
     })
     c = C.claim2(load(str(tmp_path), "runs"))
-    assert _scopes(c) == {"protocol adam": C.NOT_SUPPORTED, "protocol paper": C.SUPPORTED,
-                          "protocol sgd": C.INCONCLUSIVE, "protocol short": C.INCONCLUSIVE}
+    assert _scopes(c) == {"recipe adam": C.NOT_SUPPORTED, "recipe paper": C.SUPPORTED,
+                          "recipe paper+adam": C.INCONCLUSIVE, "recipe paper+shuffled": C.INCONCLUSIVE,
+                          "recipe paper+cross-entropy": C.INCONCLUSIVE, "recipe paper+b10": C.INCONCLUSIVE}
     assert c.verdict.startswith("depends:")
-    assert "GRU 6/6 = 100%" in c.findings[1].summary and "vanilla 0/6 = 0%" in c.findings[1].summary
+    paper = next(f for f in c.findings if f.scope == "recipe paper")
+    assert "GRU 6/6 = 100%" in paper.summary and "vanilla 0/6 = 0%" in paper.summary
+    assert "strict (every test string right): GRU 6/6" in paper.summary      # accuracy 1.0 is strict
+    assert set(paper.table.columns) >= {"cell", "rate", "lo", "hi", "strict_successes", "strict_lo"}
 
 
-def test_claim3_flips(tmp_path):
-    F.write_gradients(str(tmp_path / "alike"), F.ALIKE_GRADIENTS)
-    F.write_gradients(str(tmp_path / "vanish"), {("embedded-reber", "vanilla", 18, "paper"): (-11.0, 0.1),
-                                                 ("embedded-reber", "gru", 10, "paper"): (-3.0, 0.9)})
-    alike = C.claim3(load(str(tmp_path / "alike"), "gradients"))
+def test_claim3_splits_into_alike_distributions_and_the_gradient_reaching_the_state(tmp_path):
+    scope_a, scope_b = "(a) recipe paper, embedded-reber (trained models)", "(b) recipe paper, embedded-reber"
+    cases = {
+        # parameter gradients alike, but the gradient reaching h 6 steps back is 0.5**6 vs 0.9**6: 1.5 decades
+        "alike": (F.ALIKE_GRADIENTS, C.SUPPORTED, C.NOT_SUPPORTED),
+        "vanish": ({("embedded-reber", "vanilla", 18, "paper"): (-11.0, 0.1),
+                    ("embedded-reber", "gru", 10, "paper"): (-3.0, 0.9)}, C.NOT_SUPPORTED, C.NOT_SUPPORTED),
+        "reaches": ({("embedded-reber", "vanilla", 18, "paper"): (-3.0, 0.85),
+                     ("embedded-reber", "gru", 10, "paper"): (-3.2, 0.9)}, C.SUPPORTED, C.SUPPORTED),
+        # reaching at initialisation (0.9 per step), vanishing once trained (0.5): the stages disagree
+        "stages": ({("embedded-reber", "vanilla", 18, "paper"): (-3.0, 0.5, 0.9),
+                    ("embedded-reber", "gru", 10, "paper"): (-3.2, 0.9)}, C.SUPPORTED, C.INCONCLUSIVE),
+    }
+    for name, (spec, a, b) in cases.items():
+        F.write_gradients(str(tmp_path / name), spec)
+        claim = C.claim3(load(str(tmp_path / name), "gradients"))
+        assert _scopes(claim) == {scope_a: a, scope_b: b}, name
     vanish = C.claim3(load(str(tmp_path / "vanish"), "gradients"))
-    scope = "protocol paper, embedded-reber (trained models)"
-    assert _scopes(alike) == {scope: C.SUPPORTED}
-    assert _scopes(vanish) == {scope: C.NOT_SUPPORTED}
-    assert "Beyond the paper" in vanish.findings[0].summary
     row = vanish.findings[0].table.set_index("cell")
     assert row.loc["vanilla", "vanishing"] > 0.9 and row.loc["gru", "vanishing"] < 0.01
+    hidden = vanish.findings[1].table.set_index("stage")
+    assert (hidden["distance"] == 6).all()     # 60 - 5 d strings reach d: half of them reach 6
+    assert hidden.loc["trained", "decades vanilla below GRU"] == pytest.approx(6 * math.log10(0.9 / 0.1), abs=0.3)
+
+
+def test_ingredient_rule_flips(tmp_path):
+    from analysis import sec_training as S
+    cases = {
+        # cross-entropy: vanilla 6/6 [61 %, 100 %] against 0/6 [0 %, 39 %] with the squared error
+        "decides": ({"paper": [0.5] * 6, "paper+cross-entropy": [1.0] * 6}, {"loss": S.DECIDES}),
+        # 8/16 [28 %, 72 %] lies above 0/16 [0 %, 19 %] but not above 50 %
+        "contributes": ({"paper": [0.5] * 16, "paper+cross-entropy": [1.0] * 8 + [0.5] * 8}, {"loss": S.CONTRIBUTES}),
+        # with Adam the loss makes no difference the intervals can see: 3/6 vs 0/6
+        "mixed": ({"paper": [0.5] * 6, "paper+cross-entropy": [1.0] * 6, "paper+adam": [0.5] * 6,
+                   "paper+adam+cross-entropy": [1.0] * 3 + [0.5] * 3},
+                  {"loss": S.NOT_SHOWN, "optimizer": S.NOT_SHOWN}),
+    }
+    for name, (accs, want) in cases.items():
+        spec = {("embedded-reber", "vanilla", 18, r): a for r, a in accs.items()}
+        spec.update({("embedded-reber", "gru", 10, r): [1.0] * 6 for r in accs})
+        F.write_runs(str(tmp_path / name), spec)
+        d = S.rated(load(str(tmp_path / name), "runs"))
+        comps = S.comparisons(d)
+        got = {x: S.ingredient_verdict(g) for x, g in comps[comps.cell == "vanilla"].groupby("ingredient")}
+        assert got == want, name
+        assert {S.ingredient_verdict(g) for _, g in comps[comps.cell == "gru"].groupby("ingredient")} == {S.NOT_SHOWN}
+    from analysis.registry import Tables
+    built = S.ingredients(Tables(str(tmp_path / "decides")))
+    assert built.paragraphs[0].startswith("Whether the vanilla cell learns the outer symbol is decided by the loss "
+                                          "(cross-entropy learns it")
+    assert {f.scope: f.verdict for f in built.findings} == {"loss, vanilla k=18": S.DECIDES, "loss, gru k=10": S.NOT_SHOWN}
+    table = built.tables[0].set_index("recipe")
+    assert table.loc["paper+cross-entropy", "vanilla success"] == "6/6 [61%, 100%]"
 
 
 def test_claim4_flips(disc_dir, tmp_path):
@@ -109,10 +165,15 @@ def test_report_states_claims_rules_and_provenance(report_dir):
     for n in (1, 2, 3, 4):
         assert f"Claim {n}:" in page
         assert str(markupsafe.escape(C.RULES[n].split(".")[0]))[:40] in page
-    assert page.count("<img ") == 12 and page.count("data:image/png;base64,") == 12
-    # per-protocol claim 2: the paper protocol supports it, Adam (vanilla 5/6) leaves it inconclusive
-    assert re.search(r"protocol paper <span class=\"v\"[^>]*>supported", page)
-    assert re.search(r"protocol adam <span class=\"v\"[^>]*>inconclusive", page)
+    assert page.count("<img ") == N_FIGURES and page.count("data:image/png;base64,") == N_FIGURES
+    # per-recipe claim 2: the paper protocol supports it, Adam (vanilla 5/6) leaves it inconclusive
+    assert re.search(r"recipe paper <span class=\"v\"[^>]*>supported", page)
+    assert re.search(r"recipe adam <span class=\"v\"[^>]*>inconclusive", page)
+    assert re.search(r"recipe paper\+cross-entropy <span class=\"v\"[^>]*>not supported", page)
+    # the sections: what decides (the loss, in these fixtures) and accuracy by dependency length
+    assert "What decides whether the vanilla cell learns the outer symbol" in page
+    assert "decided by the loss (cross-entropy learns it" in page
+    assert '<h2 id="lengths">Outer accuracy by dependency length</h2>' in page
     from sweeps import __version__
     assert f"lksweep version in the files' metadata: {__version__} (72 file(s))" in page
     assert '<td class="l">discrepancy</td><td>72</td><td>72</td>' in page     # committed / planned groups
@@ -145,7 +206,7 @@ def test_report_loads_in_headless_browser(report_dir, tmp_path):
     m = re.search(r'data-probe="(\d+):(\d+):(\d+)"', r.stdout)
     assert m, r.stderr[-2000:]
     total, decoded, errors = map(int, m.groups())
-    assert total == 12 and decoded == 12 and errors == 0
+    assert total == N_FIGURES and decoded == N_FIGURES and errors == 0
     assert "Verdicts at a glance" in r.stdout
 
 

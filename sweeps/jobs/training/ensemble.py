@@ -5,9 +5,9 @@ set. The validation set decides everything the run chooses:
 
 - **selection**: the run's model is the one of the epoch with the highest validation string
   accuracy (HS97: every step of a string right), then outer accuracy, then step accuracy, the
-  earliest such epoch on ties; epoch 0, the initial model, is a candidate. Its train, validation and test scores, gradients and probe
-  outputs are what the tables report; the test set is scored only for this model, so nothing
-  is chosen on it.
+  earliest such epoch on ties; epoch 0, the initial model, is a candidate. Its train,
+  validation and test scores, gradients and probe outputs are what the tables report; the test
+  set is scored only for this model, so nothing is chosen on it.
 - **stopping**: the protocol's rule (``protocols``), the epoch cap, and, under every protocol,
   a solved validation set (every string right, so every score is 1): no later epoch could then
   be selected (ties go to the earliest), so stopping there changes no reported score, only the
@@ -175,7 +175,7 @@ class Ensemble:
         run = {**key, "bias": c.bias, "init": c.init, "dtype": c.dtype, "engine": c.engine,
                "n_params": models.n_params(c.cell, c.k, c.bias), "n_train": c.n_train, "n_val": c.n_val,
                "n_test": c.n_test, "data_seed": c.data_seed, "batch_size": c.batch_size, "order": c.order, "lr": c.lr,
-               "final_lr": m["lr"], "max_epochs": c.max_epochs, "epochs": m["epoch"], "stop_reason": m["stop"],
+               "final_lr": m["lr"], "max_epochs": c.max_epochs, "tol": c.tol, "epochs": m["epoch"], "stop_reason": m["stop"],
                "final_loss": m["epochs"][-1]["train_loss"], "selected_epoch": m["best_epoch"],
                **{f"{s}_{q}": sets[s][q] for s in reber.SETS for q in MEASURES},
                **{q: test[q] for q in MEASURES[1:]},

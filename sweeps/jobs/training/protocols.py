@@ -20,7 +20,7 @@ see ``ensemble``). Every rule acts per ensemble member: E members carry their ow
 rate, optimizer moments and stop flag. A new protocol is one entry of ``PROTOCOLS``.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -56,6 +56,7 @@ RUNS = contract.schema(KEY + [
     ("lr", pa.float64(), "initial learning rate"),
     ("final_lr", pa.float64(), "learning rate at the stop"),
     ("max_epochs", pa.int32(), "epoch cap"),
+    ("tol", pa.float64(), "paper protocol: stop when the epoch's mean training loss changes by less (null otherwise)"),
     ("epochs", pa.int32(), "epochs trained"),
     ("stop_reason", pa.string(), "solved (validation set solved), converged (paper: change < tol) or max_epochs"),
     ("final_loss", pa.float64(), "mean training objective per sequence over the last epoch's updates"),
