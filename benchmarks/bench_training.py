@@ -1,131 +1,148 @@
 """Training benchmark: prints a table.
 
-1. End to end through the CLI: 8 seeds x (vanilla k=18, GRU k=10), `adam` on embedded Reber
-   (2000 strings) to the early stop (test set solved) or 60 epochs. Target <= 120 s.
-2. Throughput of one configuration's 8 seeds trained as one ensemble (the job's code) against
-   the same 8 seeds one model at a time in plain torch, same minibatches of 50 sequences.
-   Target >= 5x. The like-for-like baseline is a hand-written loop over the time steps with
-   plain autograd (the sigmoid Elman RNN, which nn.RNN lacks; the GRU with the equations of
-   cells/gru.py); nn.GRU (a fused kernel) is printed as a reference row for the GRU.
+1. Throughput of the `paper` protocol on embedded Reber (256 strings, one sequence per SGD update,
+   16 seeds as one ensemble, float64, one thread), with an evaluation of 256 strings every
+   epoch, for GRU k=10 and vanilla k=18: the fast path (numba kernels, ``engine numba``) against
+   the torch path as the job ran it before the fast path existed (the 16 seeds batched in one
+   tensor, autograd, one evaluation of 256 strings an epoch; re-created here, as it is no longer
+   the job's code; in float32, its default then, and in float64) and against today's torch
+   engine (the same equations, each seed on its own tensors so that its numbers never depend on
+   the ensemble). Targets: fast path >= 40x (GRU) and >= 25x (vanilla) faster than the faster
+   of the two batched torch rows.
+2. 1000 epochs of both cells, 16 seeds each, the fast path with the evaluation every epoch, the
+   two cells in two processes at once (2 cores). Target <= 3 minutes.
+3. The kernels' compilation: a fresh process with an empty cache (paid once per machine) and one
+   that loads the cache from disk.
+4. End to end through the CLI: the paper protocol for 16 seeds of vanilla k=18 and GRU k=10, to
+   its stopping rules, Ray's start included.
 
-Run: python benchmarks/bench_training.py [--no-cli]   (--no-cli: the throughput part only)
+Run: python benchmarks/bench_training.py [--no-cli]   (--no-cli: skip part 4)
 """
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import get_context
 
 import numpy as np
-import pandas as pd
 import torch
 
+import cells
 from sweeps import spec as specs
-from sweeps.jobs.training import ensemble, reber
-from sweeps.jobs.training import evaluation as metrics
+from sweeps.jobs.training import engines, evaluation, models, protocols, reber
 
-SEEDS, BATCHES = 8, 10
+SEEDS, STRINGS = 16, 256
+MODELS = (("gru", 10), ("vanilla", 18))
+
+
+def make_engine(cell: str, k: int, engine: str):
+    """(engine, data) of the paper protocol's 16 seeds, as the job builds them."""
+    (run, *_) = [g.shards[0].params for g in specs.validate({"training": {
+        "task": "embedded-reber", "cells": f"{cell}:{k}", "protocol": "paper", "seeds": 0, "engine": engine}}).groups()]
+    data = reber.datasets(run.task, {"train": run.n_train, "val": run.n_val, "test": run.n_test}, 0, torch.float64)
+    p = models.init_params(cell, k, run.bias, run.init, list(range(SEEDS)), torch.float64)
+    return engines.make(cells.get_cell(cell), run, data, [{n: t[i].numpy() for n, t in p.items()} for i in range(SEEDS)]), data
+
+
+def engine_epochs(engine, epochs: int) -> float:
+    """Seconds for ``epochs`` epochs of an engine: training, then the validation evaluation."""
+    members, lr = list(range(SEEDS)), np.full(SEEDS, 0.001)
+    orders = np.tile(np.arange(STRINGS), (SEEDS, 1))
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        engine.epoch(members, orders, lr)
+        engine.evaluate(members, "val")
+    return time.perf_counter() - t0
+
+
+def engine_rate(cell: str, k: int, engine: str, epochs: int) -> float:
+    """Epochs per second of the job's engine (after one epoch of warm-up and compilation)."""
+    e, _ = make_engine(cell, k, engine)
+    engine_epochs(e, 1)
+    return epochs / engine_epochs(e, epochs)
+
+
+def batched_torch_rate(cell: str, k: int, dtype) -> float:
+    """Epochs per second of the torch path as the job ran it before the fast path: the 16 seeds
+    as one batched ensemble, one autograd step per sequence, then a batched evaluation."""
+    _, data = make_engine(cell, k, "torch")
+    train, val = (data[name].take(slice(None)) for name in ("train", "val"))
+    train.x, val.x = train.x.to(dtype), val.x.to(dtype)
+    c = cells.get_cell(cell)
+    p = models.init_params(cell, k, "authors", "normal", list(range(SEEDS)), dtype)
+    step_loss, sgd = protocols.LOSSES["squared-error"], protocols.OPTIMIZERS["sgd"]
+    lr, on = torch.full((SEEDS,), 0.001, dtype=torch.float64), torch.ones(SEEDS, dtype=torch.bool)
+    t0 = time.perf_counter()
+    for a in range(STRINGS):
+        batch = train.take(torch.full((SEEDS, 1), a))
+        for t in p.values():
+            t.requires_grad_(True)
+        y, _ = models.forward(c, p, batch.x, batch.mask)
+        loss = protocols.sequence_loss(step_loss, y, batch.target, batch.mask)
+        grads = torch.autograd.grad(loss.mean(1).sum(), list(p.values()))
+        for t in p.values():
+            t.requires_grad_(False)
+        sgd.step(p, dict(zip(p, grads)), {}, lr, on)
+    evaluation.evaluate(c, p, val, step_loss, True)
+    return 1 / (time.perf_counter() - t0)
+
+
+def thousand_epochs(model) -> float:
+    """Seconds for 1000 epochs (training and evaluation) of 16 seeds of one model."""
+    torch.set_num_threads(1)
+    return engine_epochs(make_engine(*model, "numba")[0], 1000)
+
+
+def first_epoch_seconds(cache_dir: str) -> float:
+    """A fresh process's first epoch of both cells (compiling, or loading the compiled kernels)."""
+    code = ("import time; t0 = time.perf_counter(); import benchmarks.bench_training as b\n"
+            "for cell, k in b.MODELS: b.engine_rate(cell, k, 'numba', 1)\n"
+            "print(time.perf_counter() - t0)")
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def end_to_end():
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sweeps.cli", "train", "--task", "embedded-reber", "--cells",
-                        "vanilla:18,gru:10", "--protocol", "adam", "--seeds", f"0-{SEEDS - 1}",
-                        "--max-epochs", "60", "--out", out], check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - t0
-        runs = pd.read_parquet(f"{out}/runs")
-    per_cell = runs.groupby("cell").agg(solved=("solved", "sum"), epochs=("epochs", "median"),
-                                        outer=("outer_accuracy", "mean"))
-    return seconds, per_cell
+                        "vanilla:18,gru:10", "--protocol", "paper", "--seeds", f"0-{SEEDS - 1}", "--out", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
 
 
-def ensemble_rate(cell: str, k: int) -> float:
-    """Sequences per second of the job's ensemble training (8 seeds, minibatches of 50)."""
-    params = [g.shards[0].params for g in specs.validate({"training": {
-        "task": "embedded-reber", "cells": f"{cell}:{k}", "protocol": "adam", "seeds": f"0-{SEEDS - 1}",
-        "n_train": 50 * BATCHES}}).groups()]
-    ens = ensemble.Ensemble(params, [None] * SEEDS)
-    t0 = time.perf_counter()
-    ens.epoch()                       # BATCHES minibatches per member, then the epoch's evaluation
-    epoch = time.perf_counter() - t0
-    t0 = time.perf_counter()          # the evaluation alone, taken out: the plain loop does none
-    for data in ens.data.values():
-        metrics.evaluate(ens.cell, ens.sub(list(range(SEEDS))), data, ens.protocol, ens.embedded)
-    return SEEDS * 50 * BATCHES / (epoch - (time.perf_counter() - t0))
-
-
-class Plain(torch.nn.Module):
-    """One model the usual way: ``nn.GRU`` (kind 'nn.GRU'), or a hand-written loop over the
-    steps (kind 'hand'): the sigmoid Elman RNN, or the GRU of cells/gru.py
-    (z = σ(U^z x + W^z h); r = σ(U^r x + W^r h); h' = tanh(U^h x + W^h (h∘r));
-    h_t = (1-z)∘h' + z∘h_{t-1})."""
-
-    def __init__(self, cell: str, k: int, kind: str = "hand"):
-        super().__init__()
-        self.cell, self.kind = cell, kind
-        if kind == "nn.GRU":
-            self.rnn = torch.nn.GRU(7, k, batch_first=True)
-        elif cell == "gru":
-            self.zr = torch.nn.Linear(7 + k, 2 * k)      # [U^z W^z; U^r W^r] on [x, h]
-            self.u, self.w = torch.nn.Linear(7, k), torch.nn.Linear(k, k, bias=False)
-        else:
-            self.rnn = torch.nn.Linear(7 + k, k)
-        self.out = torch.nn.Linear(k, 7)
-
-    def forward(self, x):
-        if self.kind == "nn.GRU":
-            return self.out(self.rnn(x)[0])
-        h, hs = x.new_zeros(x.shape[0], self.out.in_features), []
-        for t in range(x.shape[1]):
-            xh = torch.cat([x[:, t], h], -1)
-            if self.cell == "gru":
-                z, r = torch.sigmoid(self.zr(xh)).chunk(2, -1)
-                h_new = torch.tanh(self.u(x[:, t]) + self.w(h * r))
-                h = (1 - z) * h_new + z * h
-            else:
-                h = torch.sigmoid(self.rnn(xh))
-            hs.append(h)
-        return self.out(torch.stack(hs, 1))
-
-
-def plain_rate(cell: str, k: int, kind: str = "hand") -> float:
-    """Sequences per second training the same seeds one model at a time."""
-    data = reber.datasets("embedded-reber", 50 * BATCHES, 50, 0, torch.float32)["train"]
-    t0 = time.perf_counter()
-    for seed in range(SEEDS):
-        torch.manual_seed(seed)
-        model = Plain(cell, k, kind)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        order = np.random.default_rng(seed).permutation(50 * BATCHES)
-        for a in range(0, 50 * BATCHES, 50):
-            b = data.take(torch.from_numpy(order[a:a + 50]))
-            y = model(b.x)
-            loss = (torch.nn.functional.cross_entropy(y.transpose(1, 2), b.target, reduction="none") * b.mask)
-            opt.zero_grad()
-            loss.sum(1).mean().backward()
-            opt.step()
-    return SEEDS * 50 * BATCHES / (time.perf_counter() - t0)
+def row(label: str, value: str) -> None:
+    print(f"{label:<72} {value:>14}")
 
 
 def main(cli: bool = True):
     torch.set_num_threads(1)
-    print(f"{'measurement':<58} {'value':>12}")
-    for cell, k in (("vanilla", 18), ("gru", 10)):
-        grouped, plain = ensemble_rate(cell, k), plain_rate(cell, k)
-        print(f"{f'{cell} k={k}: ensemble of {SEEDS} seeds, sequences/s':<58} {grouped:>12.0f}")
-        print(f"{f'{cell} k={k}: one model at a time, hand loop, sequences/s':<58} {plain:>12.0f}")
-        print(f"{f'{cell} k={k}: speed-up vs hand loop (like for like)':<58} {grouped / plain:>11.1f}x")
-        if cell == "gru":
-            fused = plain_rate(cell, k, "nn.GRU")
-            print(f"{f'{cell} k={k}: one model at a time, nn.GRU, sequences/s':<58} {fused:>12.0f}")
-            print(f"{f'{cell} k={k}: speed-up vs nn.GRU (reference)':<58} {grouped / fused:>11.1f}x")
-    if not cli:
-        return
-    seconds, per_cell = end_to_end()
-    print(f"{f'CLI: {SEEDS} seeds x (vanilla:18, gru:10), adam, embedded Reber, s':<58} {seconds:>12.1f}")
-    for cell, row in per_cell.iterrows():
-        print(f"{f'  {cell}: solved / median epochs / mean test outer acc.':<58} "
-              f"{int(row.solved)}/{SEEDS} {row.epochs:>4.0f} {row.outer:>6.3f}")
+    row("measurement (embedded Reber, paper protocol, 256 strings, 16 seeds)", "value")
+    for cell, k in MODELS:
+        fast = engine_rate(cell, k, "numba", 20)
+        batched = {dtype: batched_torch_rate(cell, k, dtype) for dtype in (torch.float32, torch.float64)}
+        reference = engine_rate(cell, k, "torch", 1)
+        row(f"{cell} k={k}: fast path (numba, float64), epochs/s", f"{fast:.2f}")
+        for dtype, rate in batched.items():
+            row(f"{cell} k={k}: torch path before the fast path (batched, {str(dtype)[6:]}), epochs/s", f"{rate:.3f}")
+        row(f"{cell} k={k}: torch engine today (one seed at a time, float64), epochs/s", f"{reference:.3f}")
+        row(f"{cell} k={k}: fast path / faster batched torch row (target {40 if cell == 'gru' else 25}x)",
+            f"{fast / max(batched.values()):.0f}x")
+    with get_context("spawn").Pool(2) as pool:
+        t0 = time.perf_counter()
+        seconds = pool.map(thousand_epochs, MODELS)
+        wall = time.perf_counter() - t0
+    for (cell, k), s in zip(MODELS, seconds):
+        row(f"1000 epochs of {cell} k={k} x 16 seeds, one core, s", f"{s:.0f}")
+    row("1000 epochs of both, two processes on 2 cores, wall s (target 180)", f"{wall:.0f}")
+    with tempfile.TemporaryDirectory() as cache:
+        row("kernels compiled in a fresh process (empty cache), first epochs s", f"{first_epoch_seconds(cache):.1f}")
+        row("kernels loaded from the disk cache in a fresh process, first epochs s", f"{first_epoch_seconds(cache):.1f}")
+    if cli:
+        row(f"CLI: paper protocol, {SEEDS} seeds x (vanilla:18, gru:10), to its stops, s", f"{end_to_end():.0f}")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,21 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
     assert code == 0 and "0 shard(s) computed" in out
 
 
+def test_results_of_the_other_engine_are_refused_not_mixed(tmp_path, cli):
+    """The engines agree to rounding only, so a run's engine is part of its group's settings: a
+    directory holding torch-engine results refuses the same runs from the fast path (as it would
+    results written before the engine existed) unless told to replace them."""
+    args = ["train", "--task", "reber", "--cells", "vanilla:3", "--protocol", "adam", "--seeds", "0", "--n-train", "10",
+            "--max-epochs", "1", "--out", tmp_path]
+    assert cli(*args, "--engine", "torch")[0] == 0
+    before = pd.read_parquet(tmp_path / "runs")
+    code, _, err = cli(*args)
+    assert code == 2 and "refused" in err and "engine=torch" in err and "engine=numba" in err
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "runs"), before)
+    assert cli(*args, "--overwrite")[0] == 0
+    assert list(pd.read_parquet(tmp_path / "runs").engine) == ["numba"]
+
+
 @pytest.mark.parametrize("args, option", [
     (["--task", "penn"], "--task"), (["--cells", "nosuchcell:4"], "--cells"), (["--cells", "gru:0"], "--cells"),
     (["--protocol", "sgd"], "--protocol"), (["--seeds", "5-2"], "--seeds"), (["--n-train", "0"], "--n-train"),

@@ -236,21 +236,31 @@ def train_epoch(cell, k, off, theta, m, v, t, lr, members, orders, batch, loss, 
             for s in order[start:stop]:
                 total += _sequence(cell, k, off, th, g, loss, inp[s], tgt[s], steps[s], buf)
             size = float(stop - start)
+            for j in range(p):
+                g[j] /= size
             if optimizer == SGD:
                 for j in range(p):
-                    th[j] -= lr[e] * (g[j] / size)
+                    th[j] -= lr[e] * g[j]
             else:
                 t[e] += 1
-                c1 = 1.0 - BETA1 ** t[e]
-                c2 = 1.0 - BETA2 ** t[e]
-                me, ve = m[e], v[e]
-                for j in range(p):
-                    gj = g[j] / size
-                    me[j] = BETA1 * me[j] + (1.0 - BETA1) * gj
-                    ve[j] = BETA2 * ve[j] + (1.0 - BETA2) * gj * gj
-                    th[j] -= lr[e] * (me[j] / c1) / (math.sqrt(ve[j] / c2) + EPS)
+                _adam(th, m[e], v[e], g, lr[e], t[e])
         out[a] = total / n
     return out
+
+
+@njit(cache=True)
+def _adam(th, m, v, g, lr, t):
+    """One Adam step of one member at step count t; ``g`` (the gradient) is overwritten. Each
+    quantity has a loop of its own: so, and only so, does every loop vectorise."""
+    c1, c2 = 1.0 - BETA1 ** t, 1.0 - BETA2 ** t
+    for j in range(len(g)):
+        m[j] = BETA1 * m[j] + (1.0 - BETA1) * g[j]
+    for j in range(len(g)):
+        v[j] = BETA2 * v[j] + (1.0 - BETA2) * g[j] * g[j]
+    for j in range(len(g)):
+        g[j] = math.sqrt(v[j] / c2)
+    for j in range(len(g)):
+        th[j] -= lr * (m[j] / c1) / (g[j] + EPS)
 
 
 @njit(cache=True)
