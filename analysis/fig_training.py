@@ -202,8 +202,9 @@ def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     over seeds, one line per cell and k, one panel per (task, recipe); a run that stopped
     carries its last value on. Dashed: the loss of the ideal predictor that knows the
     automaton's state, and dotted: of one that guesses the outer symbol (runs.loss_floor,
-    loss_floor_guess; near 3.5 and 4.0 for the squared error on embedded Reber). Line gid:
-    '<task>|<recipe>|<cell>|<k>'."""
+    loss_floor_guess; near 3.5 and 4.0 for the squared error on embedded Reber). The y axis
+    spans the floors and twice the ideal loss (the first epochs' higher losses run off the top),
+    so that the gap between the two floors shows. Line gid: '<task>|<recipe>|<cell>|<k>'."""
     e = epochs[epochs["epoch"] > 0]
     if e.empty:
         raise Skip("no trained epochs")
@@ -224,12 +225,12 @@ def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
             ax.fill_between(q.index, q[0.1], q[0.9], color=line.get_color(), alpha=0.15, linewidth=0)
         r = runs[(runs["task"] == task) & (runs["recipe"] == recipe)]
         if len(r):
-            ax.axhline(r["loss_floor"].median(), color="k", linestyle="--", linewidth=0.8,
-                       label=f"ideal {r['loss_floor'].median():.2f}")
+            floor = r["loss_floor"].median()
+            ax.axhline(floor, color="k", linestyle="--", linewidth=0.8, label=f"ideal {floor:.2f}")
             if is_embedded(task):
                 ax.axhline(r["loss_floor_guess"].median(), color="k", linestyle=":", linewidth=0.8,
                            label=f"outer guessed {r['loss_floor_guess'].median():.2f}")
-        ax.set_yscale("log")
+            ax.set_ylim(min(0.9 * floor, d["train_loss"].min()), 2 * floor)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"training {d['loss'].iloc[0]} per string")
         ax.set_title(f"{task}, {recipe}: median, 10-90 %", fontsize=9)

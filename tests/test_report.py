@@ -170,7 +170,9 @@ def test_report_states_claims_rules_and_provenance(report_dir):
     assert re.search(r"recipe paper <span class=\"v\"[^>]*>supported", page)
     assert re.search(r"recipe adam <span class=\"v\"[^>]*>inconclusive", page)
     assert re.search(r"recipe paper\+cross-entropy <span class=\"v\"[^>]*>not supported", page)
-    # the sections: what decides (the loss, in these fixtures) and accuracy by dependency length
+    # the sections: how the runs were made, what decides (the loss, in these fixtures), accuracy by length
+    assert "Departures from the authors&#39; code, in every recipe" in page
+    assert "Capped below the authors&#39; 1000 epochs: paper, paper+cross-entropy" in page    # fixtures: 10 epochs
     assert "What decides whether the vanilla cell learns the outer symbol" in page
     assert "decided by the loss (cross-entropy learns it" in page
     assert '<h2 id="lengths">Outer accuracy by dependency length</h2>' in page
