@@ -131,6 +131,18 @@ def _task_name(df: pd.DataFrame, task: str) -> str:
     return task
 
 
+def panel_grid(n: int, max_cols: int, size):
+    """(figure, axes) for ``n`` panels, at most ``max_cols`` a row, each ``size`` (w, h)
+    inches; the axes left over in the last row are hidden."""
+    ncols = min(max_cols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes[:n]
+
+
 # ---------------------------------------------------------------------- Fig 9
 def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Figure:
     """Fig 9: share of |dloss/dθ| coefficients per log-spaced bin (50 per decade), summed
@@ -209,12 +221,7 @@ def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     if e.empty:
         raise Skip("no trained epochs")
     panels = sorted({(t, r) for t, r in zip(e["task"], e["recipe"])})
-    ncols = min(3, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(5.2 * ncols, 3.6 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
-        ax.set_axis_off()
+    fig, axes = panel_grid(len(panels), 3, (5.2, 3.6))
     for ax, (task, recipe) in zip(axes, panels):
         d = e[(e["task"] == task) & (e["recipe"] == recipe)]
         for (cell, k), dc in d.groupby(["cell", "k"], sort=True):
@@ -250,12 +257,7 @@ def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
         raise Skip("no hidden-state gradients")
     g = own_recipes(g)
     panels = sorted({(t, r) for t, r in zip(g["task"], g["recipe"])})
-    ncols = min(2, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(6 * ncols, 3.8 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
-        ax.set_axis_off()
+    fig, axes = panel_grid(len(panels), 2, (6, 3.8))
     for ax, (task, recipe) in zip(axes, panels):
         d = g[(g["task"] == task) & (g["recipe"] == recipe)]
         for i, ((cell, k), dc) in enumerate(d.groupby(["cell", "k"], sort=True)):
@@ -285,12 +287,7 @@ def outer_by_length(table: pd.DataFrame) -> Figure:
     inner-string length; ``sec_training.by_length``), pooled over seeds: one panel per recipe,
     one line per cell and k; 50 % is guessing. Line gid: '<recipe>|<cell>|<k>'."""
     recipes = list(dict.fromkeys(table["recipe"]))
-    ncols = min(3, len(recipes))
-    nrows = -(-len(recipes) // ncols)
-    fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(recipes):]:
-        ax.set_axis_off()
+    fig, axes = panel_grid(len(recipes), 3, (4.6, 3.4))
     for ax, recipe in zip(axes, recipes):
         for (cell, k), g in table[table["recipe"] == recipe].groupby(["cell", "k"], sort=True):
             ax.plot(range(len(g)), g["outer_accuracy"], marker="o", label=f"{cell} k={k}", gid=f"{recipe}|{cell}|{k}")

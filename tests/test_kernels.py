@@ -59,10 +59,10 @@ def test_gradients_match_autograd(cell, k, bias, loss):
     run = make_run(cell, k, bias, loss=loss)
     fast, _, data = both_engines(run)
     for strings in (data["train"], random_strings(9, 14, seed=k)):
-        inp, tgt, _, steps, _ = engines.kernel_arrays(strings)
+        d = engines.kernel_arrays(strings)
         for member in range(3):
             got, total = kernels.gradient(kernels.CELLS[cell], k, fast.off, fast.theta, member, kernels.LOSSES[loss],
-                                          inp, tgt, steps)
+                                          d["inp"], d["tgt"], d["steps"])
             p = {n: torch.from_numpy(a)[None].requires_grad_() for n, a in fast.get(member).items()}
             y, _ = models.forward(cells.get_cell(cell), p, strings.x[None], strings.mask)
             ref = protocols.sequence_loss(protocols.LOSSES[loss], y, strings.target[None], strings.mask).sum()
@@ -109,6 +109,20 @@ def test_evaluation_matches_the_torch_engine(cell, k, loss):
     assert fw.shape == (3, 7) and fw.dtype == np.int64
 
 
+def test_the_prefix_tree_holds_each_prefix_once():
+    strings = ["BTBTXSETE", "BTBTXSETE", "BTBPVVETE", "BPBTXSEPE"]
+    d = engines.kernel_arrays(reber.encode(strings, True, 9, torch.float64))
+    prefixes = {s[:t + 1] for s in strings for t in range(len(s) - 1)}
+    assert len(d["parent"]) == len(prefixes) == 8 + 5 + 7       # the 2nd string shares all, the 3rd BTB, the 4th B
+    for i, s in enumerate(strings):
+        for t in range(len(s) - 1):      # walking up from the node of step t spells s[:t + 1]
+            m, spelled = d["node"][i, t], ""
+            while m >= 0:
+                spelled, m = reber.ALPHABET[d["symbol"][m]] + spelled, d["parent"][m]
+            assert spelled == s[:t + 1]
+    assert (d["parent"] < np.arange(len(d["parent"]))).all()      # parents come first
+
+
 def test_packing_round_trips_and_the_layout_is_the_kernels():
     run = make_run("gru", 3, "all")
     fast, _, _ = both_engines(run)
@@ -133,9 +147,9 @@ def test_the_kernels_run_under_numba_bounds_checking(tmp_path):
                             "-k", "not bounds_checking"], env=env, capture_output=True, text=True, timeout=600)
     assert tests.returncode == 0, tests.stdout[-3000:]
     probe = ("import numpy as np; from sweeps.jobs.training import kernels as K\n"
-             "a = np.zeros((1, 3), np.int64); off = np.array([0, 14, -1, 18, -1], np.int64)\n"
+             "a = np.zeros((1, 3), np.int64); off = np.array([0, 14, -1, 18, -1], np.int64); one = np.zeros(1, np.int64)\n"
              "try:\n"
-             "    K.evaluate(0, 2, off, np.zeros((1, 32)), np.zeros(1, np.int64), 0, a, a, a, np.array([9]), a[:, 0])\n"
+             "    K.evaluate(0, 2, off, np.zeros((1, 32)), one, 0, a, a, np.array([9]), one, one - 1, one, a)\n"
              "except IndexError:\n"
              "    print('raised')\n")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600)

@@ -122,15 +122,16 @@ class NumbaEngine:
 
     def epoch(self, members: List[int], orders: np.ndarray, lr: np.ndarray) -> np.ndarray:
         cell, loss, optimizer = self.ids
-        inp, tgt, _, steps, _ = self.sets["train"]
+        d = self.sets["train"]
         return kernels.train_epoch(cell, self.run.k, self.off, self.theta, self.m, self.v, self.t,
                                    np.asarray(lr, np.float64), np.asarray(members, np.int64), orders,
-                                   self.run.batch_size, loss, optimizer, inp, tgt, steps)
+                                   self.run.batch_size, loss, optimizer, d["inp"], d["tgt"], d["steps"])
 
     def evaluate(self, members: List[int], name: str):
         cell, loss, _ = self.ids
+        d = self.sets[name]
         return kernels.evaluate(cell, self.run.k, self.off, self.theta, np.asarray(members, np.int64), loss,
-                                *self.sets[name])
+                                *(d[key] for key in ("tgt", "legal", "steps", "last", "parent", "symbol", "node")))
 
     def get(self, i: int) -> Dict[str, np.ndarray]:
         return self._unpack(self.theta[i])
@@ -156,11 +157,32 @@ class NumbaEngine:
         return {n: row[s].reshape(self.shapes[n]).copy() for n, s in self.slices.items()}
 
 
-def kernel_arrays(d: Encoded):
-    """A data set as the kernels read it: (inp, tgt, legal, steps, last), int64 arrays."""
+def kernel_arrays(d: Encoded) -> Dict[str, np.ndarray]:
+    """A data set as the kernels read it, int64 arrays: ``inp``, ``tgt`` (N, L) the input and
+    target symbol of each step, ``legal`` (N, L) the legal set as a 7-bit mask, ``steps`` (N,),
+    ``last`` (N,) the long-term step, and the prefix tree of the strings (``prefix_tree``)."""
     legal = (d.legal.long() << torch.arange(models.N_SYMBOLS)).sum(-1)
-    return tuple(np.ascontiguousarray(t.numpy(), np.int64)
-                 for t in (d.x.argmax(-1), d.target, legal, d.mask.sum(1), d.last))
+    out = {name: np.ascontiguousarray(t.numpy(), np.int64) for name, t in
+           (("inp", d.x.argmax(-1)), ("tgt", d.target), ("legal", legal), ("steps", d.mask.sum(1)), ("last", d.last))}
+    return {**out, **prefix_tree(out["inp"], out["steps"])}
+
+
+def prefix_tree(inp: np.ndarray, steps: np.ndarray) -> Dict[str, np.ndarray]:
+    """The distinct prefixes of the strings, each an extension of an earlier one: ``parent``
+    (M,) the prefix it extends (-1: the empty prefix), ``symbol`` (M,) its last input, and
+    ``node`` (N, L) the prefix string s has read after step t (0 past its end)."""
+    index, parent, symbol = {}, [], []
+    node = np.zeros_like(inp)
+    for s in range(len(inp)):
+        at = -1
+        for t in range(steps[s]):
+            key = (at, int(inp[s, t]))
+            if key not in index:
+                index[key] = len(parent)
+                parent.append(at)
+                symbol.append(key[1])
+            at = node[s, t] = index[key]
+    return {"parent": np.array(parent, np.int64), "symbol": np.array(symbol, np.int64), "node": node}
 
 
 def make(cell: cells.Cell, run: Run, data: Dict[str, Encoded], params: List[Dict[str, np.ndarray]]):

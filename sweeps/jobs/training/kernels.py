@@ -85,38 +85,43 @@ def _affine(th, tr, gate, b_off, k, x, h, a):
 
 
 @njit(cache=True)
-def _forward(cell, k, off, th, tr, inp, steps, hs, act, y):
-    """One sequence: ``hs[t + 1]`` = h_t (``hs[0]`` = 0), ``act[t]`` the cell's activations
-    (vanilla: none; GRU: z, r, h', h∘r), ``y[t]`` the outputs, for t < steps."""
-    ot, bo_off = tr[_gates(cell)], off[-1]
-    for t in range(steps):
-        x, h, out, a = inp[t], hs[t], hs[t + 1], act[t, 0]
-        if cell == VANILLA:
-            _affine(th, tr, 0, off[2], k, x, h, a)
-            for i in range(k):
-                out[i] = _sigmoid(a[i])
-        else:
-            z, r, c, hr = act[t, 0], act[t, 1], act[t, 2], act[t, 3]
-            _affine(th, tr, 0, off[2], k, x, h, z)
-            _affine(th, tr, 1, off[5], k, x, h, r)
-            for i in range(k):
-                z[i] = _sigmoid(z[i])
-                r[i] = _sigmoid(r[i])
-                hr[i] = h[i] * r[i]
-            _affine(th, tr, 2, off[8], k, x, hr, c)
-            for i in range(k):
-                c[i] = math.tanh(c[i])
-                out[i] = (1.0 - z[i]) * c[i] + z[i] * h[i]
-        yt = y[t]
-        for o in range(N_SYMBOLS):
-            yt[o] = 0.0
+def _step(cell, k, off, th, tr, x, h, out, act, y):
+    """One step from state ``h`` on input symbol ``x``: the new state into ``out``, the cell's
+    activations into ``act`` (vanilla: none; GRU: z, r, h', h∘r) and the outputs into ``y``."""
+    if cell == VANILLA:
+        a = act[0]
+        _affine(th, tr, 0, off[2], k, x, h, a)
         for i in range(k):
-            hi = out[i]
-            for o in range(N_SYMBOLS):
-                yt[o] += ot[i, o] * hi
-        if bo_off >= 0:
-            for o in range(N_SYMBOLS):
-                yt[o] += th[bo_off + o]
+            out[i] = _sigmoid(a[i])
+    else:
+        z, r, c, hr = act[0], act[1], act[2], act[3]
+        _affine(th, tr, 0, off[2], k, x, h, z)
+        _affine(th, tr, 1, off[5], k, x, h, r)
+        for i in range(k):
+            z[i] = _sigmoid(z[i])
+            r[i] = _sigmoid(r[i])
+            hr[i] = h[i] * r[i]
+        _affine(th, tr, 2, off[8], k, x, hr, c)
+        for i in range(k):
+            c[i] = math.tanh(c[i])
+            out[i] = (1.0 - z[i]) * c[i] + z[i] * h[i]
+    ot, bo_off = tr[_gates(cell)], off[-1]
+    for o in range(N_SYMBOLS):
+        y[o] = 0.0
+    for i in range(k):
+        hi = out[i]
+        for o in range(N_SYMBOLS):
+            y[o] += ot[i, o] * hi
+    if bo_off >= 0:
+        for o in range(N_SYMBOLS):
+            y[o] += th[bo_off + o]
+
+
+@njit(cache=True)
+def _forward(cell, k, off, th, tr, inp, steps, hs, act, y):
+    """One sequence: ``hs[t + 1]`` = h_t (``hs[0]`` = 0), ``act[t]`` and ``y[t]`` for t < steps."""
+    for t in range(steps):
+        _step(cell, k, off, th, tr, inp[t], hs[t], hs[t + 1], act[t], y[t])
 
 
 @njit(cache=True)
@@ -142,14 +147,21 @@ def _loss(loss, y, target, dy):
 
 @njit(cache=True)
 def _gate_backward(th, g, off_u, off_w, off_b, k, x, h, da, dh):
-    """Accumulate the gradients of a = U x + W h + b given da (k,) into ``g``, and W^T da into dh."""
+    """Accumulate the gradients of a = U x + W h + b given da (k,) into ``g``, and W^T da into dh
+    (each in a loop of its own: a loop that writes one array vectorises)."""
     for i in range(k):
         g[off_u + i * N_SYMBOLS + x] += da[i]
-        if off_b >= 0:
+    if off_b >= 0:
+        for i in range(k):
             g[off_b + i] += da[i]
+    for i in range(k):
+        row, d = off_w + i * k, da[i]
         for j in range(k):
-            g[off_w + i * k + j] += da[i] * h[j]
-            dh[j] += th[off_w + i * k + j] * da[i]
+            g[row + j] += d * h[j]
+    for i in range(k):
+        row, d = off_w + i * k, da[i]
+        for j in range(k):
+            dh[j] += th[row + j] * d
 
 
 @njit(cache=True)
@@ -163,11 +175,12 @@ def _backward(cell, k, off, th, g, inp, steps, hs, act, dys, dh, dprev, da):
     for t in range(steps - 1, -1, -1):
         x, h, out, dy = inp[t], hs[t], hs[t + 1], dys[t]
         for i in range(k):
-            s = dprev[i]
-            for o in range(N_SYMBOLS):
-                s += th[o_off + o * k + i] * dy[o]
-            dh[i] = s
+            dh[i] = dprev[i]
             dprev[i] = 0.0
+        for o in range(N_SYMBOLS):
+            row, d = o_off + o * k, dy[o]
+            for i in range(k):
+                dh[i] += th[row + i] * d
         for o in range(N_SYMBOLS):
             for i in range(k):
                 g[o_off + o * k + i] += dy[o] * out[i]
@@ -264,32 +277,41 @@ def _adam(th, m, v, g, lr, t):
 
 
 @njit(cache=True)
-def evaluate(cell, k, off, theta, members, loss, inp, tgt, legal, steps, last):
+def evaluate(cell, k, off, theta, members, loss, tgt, legal, steps, last, parent, symbol, node):
     """Per member and string: the loss (A, N), the number of wrong steps (a step is right when
     the smallest output over its legal set is larger than the largest other output, HS97) and
-    whether the output at step ``last`` puts the right symbol first (ties: the first largest)."""
-    n_strings = inp.shape[0]
-    tr, hs, act, y, dy, _, _, _ = _scratch(cell, k, inp.shape[1])
+    whether the output at step ``last`` puts the right symbol first (ties: the first largest).
+
+    The strings' prefixes form a tree (``prefix_tree``): prefix m extends prefix ``parent[m]``
+    (-1: the empty one, state 0) by the input ``symbol[m]``, and ``node[s, t]`` is the prefix
+    string s has read at step t. Each prefix is computed once, by the same arithmetic as a
+    sequence's forward pass: a set of embedded Reber strings shares most of its prefixes."""
+    n_strings, n_nodes = tgt.shape[0], len(parent)
+    tr, _, act, _, dy, _, _, _ = _scratch(cell, k, 1)
+    hs, ys, zero = np.zeros((n_nodes, k)), np.zeros((n_nodes, N_SYMBOLS)), np.zeros(k)
     losses = np.zeros((len(members), n_strings))
     wrong = np.zeros((len(members), n_strings), np.int64)
     first = np.zeros((len(members), n_strings), np.bool_)
     for a in range(len(members)):
         th = theta[members[a]]
         _prepare(cell, k, off, th, tr)
+        for m in range(n_nodes):
+            h = zero if parent[m] < 0 else hs[parent[m]]
+            _step(cell, k, off, th, tr, symbol[m], h, hs[m], act[0], ys[m])
         for s in range(n_strings):
-            _forward(cell, k, off, th, tr, inp[s], steps[s], hs, act, y)
             total, bad = 0.0, 0
             for t in range(steps[s]):
-                total += _loss(loss, y[t], tgt[s, t], dy[t])
+                y = ys[node[s, t]]
+                total += _loss(loss, y, tgt[s, t], dy[0])
                 low, high = np.inf, -np.inf
                 for o in range(N_SYMBOLS):
                     if legal[s, t] >> o & 1:
-                        low = min(low, y[t, o])
+                        low = min(low, y[o])
                     else:
-                        high = max(high, y[t, o])
+                        high = max(high, y[o])
                 bad += 0 if low > high else 1
             losses[a, s], wrong[a, s] = total, bad
-            first[a, s] = np.argmax(y[last[s]]) == tgt[s, last[s]]
+            first[a, s] = np.argmax(ys[node[s, last[s]]]) == tgt[s, last[s]]
     return losses, wrong, first
 
 
