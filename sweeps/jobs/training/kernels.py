@@ -39,7 +39,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": ADAM}
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8      # Adam's defaults (Kingma & Ba 2015), as in protocols.Adam
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sigmoid(a):
     return 1.0 / (1.0 + math.exp(-a))
 
@@ -67,24 +67,22 @@ def _prepare(cell, k, off, th, tr):
             last[i, o] = th[o_off + o * k + i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _affine(th, tr, gate, b_off, k, x, h, a):
     """a = U_g x + W_g h (+ b_g), summed in that order (W h over j = 0..k-1), for the one-hot
     input x (a symbol index) and the state h (k,)."""
-    tg = tr[gate]
     for i in range(k):
-        a[i] = tg[x, i]
+        a[i] = tr[gate, x, i]
     for j in range(k):
         hj = h[j]
-        row = tg[N_SYMBOLS + j]
         for i in range(k):
-            a[i] += row[i] * hj
+            a[i] += tr[gate, N_SYMBOLS + j, i] * hj
     if b_off >= 0:
         for i in range(k):
             a[i] += th[b_off + i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _step(cell, k, off, th, tr, x, h, out, act, y):
     """One step from state ``h`` on input symbol ``x``: the new state into ``out``, the cell's
     activations into ``act`` (vanilla: none; GRU: z, r, h', h∘r) and the outputs into ``y``."""
@@ -124,7 +122,7 @@ def _forward(cell, k, off, th, tr, inp, steps, hs, act, y):
         _step(cell, k, off, th, tr, inp[t], hs[t], hs[t + 1], act[t], y[t])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _loss(loss, y, target, dy):
     """The step loss of outputs ``y`` (7,) for ``target``; ``dy`` gets its gradient."""
     if loss == SQUARED:
@@ -145,7 +143,7 @@ def _loss(loss, y, target, dy):
     return top + math.log(z) - y[target]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gate_backward(th, g, off_u, off_w, off_b, k, x, h, da, dh):
     """Accumulate the gradients of a = U x + W h + b given da (k,) into ``g``, and W^T da into dh
     (each in a loop of its own: a loop that writes one array vectorises)."""
