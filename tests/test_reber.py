@@ -46,6 +46,34 @@ def test_sampling_is_seeded():
     assert reber.sample_set(cells.stream(1), 20) != reber.sample_set(cells.stream(2), 20)
 
 
+def _decode(data):
+    return ["".join(reber.ALPHABET[i] for i in row[:m]) + reber.ALPHABET[int(t[m - 1])]
+            for row, t, m in zip(data.x.argmax(-1).tolist(), data.target, data.mask.sum(1).tolist())]
+
+
+@pytest.mark.parametrize("task", ["reber", "embedded-reber"])
+def test_validation_and_test_sets_come_from_streams_of_their_own(task):
+    """Each set is the sample of its own stream (data_seed, task, set): not a continuation of the
+    training strings' stream, and unchanged when the training set grows (a larger training set
+    extends the smaller one)."""
+    small = reber.datasets(task, {"train": 40, "val": 30, "test": 30}, 0, torch.float64)
+    large = reber.datasets(task, {"train": 200, "val": 30, "test": 30}, 0, torch.float64)
+    emb = task == "embedded-reber"
+    for name in reber.SETS:
+        plain = reber.sample_set(cells.stream("data", 0, task, name), len(_decode(small[name])), emb)
+        assert _decode(small[name]) == plain, name              # the set is exactly its stream's sample
+    assert _decode(large["train"])[:40] == _decode(small["train"])
+    assert _decode(large["val"]) == _decode(small["val"]) and _decode(large["test"]) == _decode(small["test"])
+    train = reber.sample_set(cells.stream("data", 0, task, "train"), 400, emb)
+    for name in ("val", "test"):               # no run of 10 consecutive strings of the training stream
+        held = _decode(small[name])
+        windows = {tuple(train[i:i + 10]) for i in range(len(train) - 9)}
+        assert not any(tuple(held[i:i + 10]) in windows for i in range(len(held) - 9)), name
+    assert _decode(small["val"]) != _decode(small["test"])
+    other = reber.datasets(task, {"train": 40, "val": 30, "test": 30}, 1, torch.float64)
+    assert _decode(other["val"]) != _decode(small["val"])      # data_seed changes every set
+
+
 def test_the_automaton_is_the_truth_not_the_papers_regex():
     assert reber.first_error("BPVPXTVVE") is None and accepts("BPVPXTVVE")
     assert not PAPER_REGEX.match("BPVPXTVVE")

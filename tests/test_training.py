@@ -63,6 +63,26 @@ def test_a_seed_gives_the_same_numbers_alone_or_in_an_ensemble(protocol, cell, e
     assert not without_timing(grouped[0])["epochs"].equals(without_timing(alone)["epochs"])
 
 
+def test_the_torch_engine_gives_the_same_numbers_on_any_number_of_threads():
+    """(The numba kernels are serial: one thread whatever the machine.)"""
+    import numpy as np
+    import torch
+
+    from sweeps.jobs.training.ensemble import Ensemble
+    params = runs(cells="gru:3", protocol="adam", seeds="0-1", engine="torch", batch_size=20)
+    before, trained = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            ens = Ensemble(params, [None, None])
+            ens.epoch()
+            trained.append([ens.engine.get(i) for i in range(2)])
+    finally:
+        torch.set_num_threads(before)
+    for one, two in zip(*trained):
+        assert all(np.array_equal(one[n], two[n]) for n in one)
+
+
 @pytest.mark.parametrize("engine", ["torch", "numba"])
 def test_resuming_from_checkpoints_is_bit_identical(engine):
     params = runs(cells="gru:3", protocol="adam", seeds="0-1", max_epochs=4, engine=engine)
