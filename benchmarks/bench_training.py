@@ -117,7 +117,7 @@ def end_to_end():
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sweeps.cli", "train", "--task", "embedded-reber", "--cells",
                         "vanilla:18,gru:10", "--protocol", "paper", "--seeds", f"0-{SEEDS - 1}", "--out", out],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return time.perf_counter() - t0
 
 
