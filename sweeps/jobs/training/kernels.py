@@ -2,9 +2,10 @@
 and evaluation of whole ensembles, hand-derived and compiled with numba, float64.
 
 The torch equations in ``cells/`` are the reference (tests check these kernels against torch
-autograd); this module is what trains the vanilla and GRU cells in practice, 25-60 times faster
-than the torch path, because the models are tiny (about 600 parameters) and per-operation
-framework overhead, not arithmetic, is what the torch path spends its time on.
+autograd); this module is what trains the vanilla and GRU cells in practice, 25-45 times faster
+than the torch path on one thread (``benchmarks/bench_training.py``), because the models are
+tiny (about 600 parameters) and per-operation framework overhead, not arithmetic, is what the
+torch path spends its time on.
 
 Layout. A member's parameters are one row of ``theta`` (E, P): for each gate of the cell
 ``U`` (k, n), ``W`` (k, k) and ``b`` (k,) if the run has gate biases, then ``O`` (7, k) and
@@ -13,15 +14,16 @@ Layout. A member's parameters are one row of ``theta`` (E, P): for each gate of 
 (-1: none), ``off[-2]`` for O and ``off[-1]`` for bO (-1: none). Data sets are integer arrays:
 ``inp`` (N, L) input symbol per step, ``tgt`` (N, L) the next symbol, ``legal`` (N, L) the
 legal-successor set as a 7-bit mask, ``steps`` (N,) real steps, ``last`` (N,) the step of the
-long-term target.
+long-term target, and for evaluation the tree of the strings' prefixes (``evaluate``).
 
 Every kernel loops over members one at a time, each member's numbers computed by the same code
 in the same order, so a member's results never depend on the ensemble it is in. Every function
 is module-level with ``cache=True``: numba compiles each once per machine and keeps it on disk
 (``__pycache__`` beside this file, or, where that is read-only, numba's user-wide cache
 directory; ``NUMBA_CACHE_DIR`` overrides both). Every constant is float64 and so is every
-array, so nothing is promoted. A new cell gets a fast path by one ``_forward``/``_backward``
-branch and an entry in ``CELLS``.
+array, so nothing is promoted. The kernels are serial (one thread, as the torch engine in a Ray
+worker). A new cell gets a fast path by one branch in ``_step`` and in ``_backward``, its number
+of gates in ``_gates`` and an entry in ``CELLS``.
 """
 import math
 
@@ -137,9 +139,10 @@ def _loss(loss, y, target, dy):
         top = max(top, y[o])
     z = 0.0
     for o in range(N_SYMBOLS):
-        z += math.exp(y[o] - top)
+        dy[o] = math.exp(y[o] - top)
+        z += dy[o]
     for o in range(N_SYMBOLS):
-        dy[o] = math.exp(y[o] - top) / z - (1.0 if o == target else 0.0)
+        dy[o] = dy[o] / z - (1.0 if o == target else 0.0)
     return top + math.log(z) - y[target]
 
 
