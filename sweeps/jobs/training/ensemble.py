@@ -26,9 +26,8 @@ from . import checkpoint, engines, gradients, models, probes, reber
 from .evaluation import scores
 from .protocols import LOSSES, PROTOCOLS
 from .run import DTYPES, Run, run_id
-from .tables import SCHEMAS, pack
+from .tables import MEASURES, SCHEMAS, pack
 
-MEASURES = ("loss", "string_accuracy", "step_accuracy", "outer_accuracy")
 SELECT_BY = ("string_accuracy", "outer_accuracy", "step_accuracy")   # validation scores, compared in this order
 
 
@@ -178,7 +177,7 @@ class Ensemble:
                "final_lr": m["lr"], "max_epochs": c.max_epochs, "tol": c.tol, "epochs": m["epoch"], "stop_reason": m["stop"],
                "final_loss": m["epochs"][-1]["train_loss"], "selected_epoch": m["best_epoch"],
                **{f"{s}_{q}": sets[s][q] for s in reber.SETS for q in MEASURES},
-               **{q: test[q] for q in MEASURES[1:]},
+               **{q: test[q] for q in MEASURES if q != "loss"},
                "strict": test["string_accuracy"] == 1.0,
                "solved_epoch": _first(m["epochs"], "val_string_accuracy"),
                "outer_epoch": _first(m["epochs"], "val_outer_accuracy") if self.embedded else None,
