@@ -249,12 +249,14 @@ def train_epoch(cell, k, off, theta, m, v, t, lr, members, orders, batch, loss, 
             g[:] = 0.0
             for s in order[start:stop]:
                 total += _sequence(cell, k, off, th, g, loss, inp[s], tgt[s], steps[s], buf)
-            size = float(stop - start)
-            for j in range(p):
-                g[j] /= size
-            if optimizer == SGD:
+            if stop - start > 1:       # the mean over the batch (a division by 1 is exact: skipped)
+                size = float(stop - start)
                 for j in range(p):
-                    th[j] -= lr[e] * g[j]
+                    g[j] /= size
+            if optimizer == SGD:
+                rate = lr[e]
+                for j in range(p):
+                    th[j] -= rate * g[j]
             else:
                 t[e] += 1
                 _adam(th, m[e], v[e], g, lr[e], t[e])
