@@ -154,3 +154,8 @@ def test_the_kernels_run_under_numba_bounds_checking(tmp_path):
              "    print('raised')\n")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600)
     assert out.stdout.strip() == "raised", out.stderr[-2000:]
+    # a cache outside the package is said, once per process
+    said = subprocess.run([sys.executable, "-c", "from tests.test_kernels import both_engines, make_run\n"
+                           "both_engines(make_run('vanilla', 3)); both_engines(make_run('gru', 3))"],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert said.stderr.count(f"training kernels are compiled into {tmp_path / 'cache'}") == 1, said.stderr[-2000:]

@@ -15,6 +15,8 @@ and both dtypes. ``numba`` is the fast path (``kernels``): float64, for the cell
 kernels. The two agree to rounding, so the engine is part of a run's identity; ``auto`` picks
 ``numba`` wherever it applies.
 """
+import os
+import sys
 from typing import Dict, List
 
 import numpy as np
@@ -106,7 +108,14 @@ class NumbaEngine:
     """The fast path: the ensemble's parameters as rows of one float64 array, trained and
     evaluated by the compiled kernels (``kernels``)."""
 
+    said_where: List[str] = []      # the cache directory, once said in this process
+
     def __init__(self, cell: cells.Cell, run: Run, data: Dict[str, Encoded], params: List[Dict[str, np.ndarray]]):
+        where = kernels.cache_dir()
+        if not self.said_where and os.path.dirname(where) != os.path.dirname(kernels.__file__):
+            print(f"lksweep: the training kernels are compiled into {where} (the package directory is not "
+                  "writable, or NUMBA_CACHE_DIR says so)", file=sys.stderr)
+        self.said_where.append(where)
         self.run = run
         self.shapes = models.shapes(run.cell, run.k, run.bias)
         sizes = [int(np.prod(s)) for s in self.shapes.values()]

@@ -329,3 +329,10 @@ def gradient(cell, k, off, theta, member, loss, inp, tgt, steps):
     for s in range(inp.shape[0]):
         total += _sequence(cell, k, off, theta[member], g, loss, inp[s], tgt[s], steps[s], buf)
     return g, total
+
+
+def cache_dir() -> str:
+    """Where numba keeps these kernels compiled: ``__pycache__`` beside this file or, where that
+    is not writable (a read-only install), numba's per-user cache directory; ``NUMBA_CACHE_DIR``
+    overrides both."""
+    return train_epoch._cache._cache_path
