@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 from sweeps.store import atomic_write
 
 from . import claims as C
+from . import origin  # noqa: F401  (registers its section)
 from .figures import FIGURES, Result, write_figures
 from .registry import SECTIONS, Skip, Tables
 from .tables import NoData, available, provenance
