@@ -187,12 +187,12 @@ def reference_distances(cell: cells.Cell, params: cells.Params, l_max: int):
     return out, whole
 
 
-def distances(cell: cells.Cell, params: cells.Params, l_max: int):
+def distances(cell: cells.Cell, params: cells.Params, l_max: int, need: int):
     """(E, l_max) float64 arrays of ||h_u - h_v|| and of the whole states' distance (or None),
-    by the path the draws' width k takes."""
+    by the path the draws' width k takes; rows past ``need`` may be left uncomputed."""
     k = params[f"W{cell.gates[0]}"].shape[-1]
     if k >= RESIDENT_K:
-        return resident.distances(cell, params, l_max)
+        return resident.distances(cell, params, l_max, need)
     e = params[f"W{cell.gates[0]}"].shape[0]
     batch = {name: cells.with_guard(t, 2 * k) for name, t in params.items()}
     return tuple(None if d is None else d.double().numpy()[:e] for d in reference_distances(cell, batch, l_max))
@@ -247,13 +247,14 @@ def compute_shard(p: DrawRange) -> pa.Table:
         n = min(len(blocks) * BLOCK, p.stop - a * BLOCK)
         drawn = [draw_block(p.cell, p.init, p.k, p.seed, b) for b in blocks]      # float64: the exponents' precision
         batch = {name: torch.cat([block[name] for block in drawn]) for name in shapes}
-        d_h, d_s = distances(cell, {name: t.to(DTYPES[p.dtype]) for name, t in batch.items()}, p.l_max)
+        d_h, d_s = distances(cell, {name: t.to(DTYPES[p.dtype]) for name, t in batch.items()}, p.l_max, n)
         hidden.add(d_h[:n])
         if d_s is not None:
             whole.add(d_s[:n])
         if isinstance(p, DynamicsRange):
             per_draw_lists["draw_rate"].append(memory.draw_rates(d_h[:n], memory.FLOOR[p.dtype]))
-            lam, saturated = resident.lyapunov(cell, {name: t[:n] for name, t in batch.items()}, p.l_max)
+            lam, saturated = resident.lyapunov(cell, batch, p.l_max, n)
+            lam, saturated = lam[:n], saturated[:n]
             per_draw_lists["draw_lyapunov"].append(lam), per_draw_lists["draw_saturated"].append(saturated)
     columns = {"l": pa.array(np.arange(1, p.l_max + 1), pa.int32()), **hidden.columns()}
     if cell.memory > 1:

@@ -46,9 +46,12 @@ def resident(params: cells.Params, a: int, b: int, dtype=None) -> dict:
     return out
 
 
-def distances(cell: cells.Cell, params: cells.Params, l_max: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def distances(cell: cells.Cell, params: cells.Params, l_max: int,
+              need: Optional[int] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """||h_u - h_v||_2 after each of l_max steps, (E, l_max), and for cells whose state is more
-    than h the distance of the whole states, (E, l_max) (else None)."""
+    than h the distance of the whole states, (E, l_max) (else None). With ``need``, only the
+    chunks holding the first ``need`` draws are computed (the rest of the rows are undefined):
+    chunks stay whole, so a draw's numbers never depend on how many draws follow it."""
     w = params[f"W{cell.gates[0]}"]
     e_all, k = w.shape[0], w.shape[-1]
     width = cell.memory * k
@@ -59,7 +62,7 @@ def distances(cell: cells.Cell, params: cells.Params, l_max: int) -> Tuple[np.nd
     zeros = first[[0, 0]]                   # then both read 0
     step = chunk_size(params)
     with np.errstate(over="ignore"):       # exp overflows to inf in σ of very negative inputs: σ = 0, as it should
-        for a in range(0, e_all, step):
+        for a in range(0, e_all if need is None else need, step):
             p = resident(params, a, a + step)
             e = min(step, e_all - a)
             s = np.zeros((e, 2, width), dtype)
@@ -76,14 +79,15 @@ def distances(cell: cells.Cell, params: cells.Params, l_max: int) -> Tuple[np.nd
     return d_h, d_s
 
 
-def lyapunov(cell: cells.Cell, params: cells.Params, l_max: int) -> Tuple[np.ndarray, np.ndarray]:
+def lyapunov(cell: cells.Cell, params: cells.Params, l_max: int,
+             need: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Per draw, in float64: the largest Lyapunov exponent (per step, natural log) of the map
     s -> step(p, 0, s) along u's trajectory, averaged over steps (l_max // 2, l_max] (the first
     half lets the tangent align with the most expanding direction), and the share of units
     whose retain gate exceeds ``RETAIN_SATURATED`` at step l_max (NaN for ungated cells).
 
     An exponent of -inf means the tangent vanished to float64 resolution (a derivative below
-    about 1e-300 in every direction); NaN when l_max < 2."""
+    about 1e-300 in every direction); NaN when l_max < 2. ``need`` as in :func:`distances`."""
     w = params[f"W{cell.gates[0]}"]
     e_all = w.shape[0]
     lam = np.full(e_all, np.nan)
@@ -94,7 +98,7 @@ def lyapunov(cell: cells.Cell, params: cells.Params, l_max: int) -> Tuple[np.nda
     x0, x1 = first[[0]], first[[1]]
     step = chunk_size(params)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        for a in range(0, e_all, step):
+        for a in range(0, e_all if need is None else need, step):
             p = resident(params, a, a + step, np.float64)
             e = min(step, e_all - a)
             s0 = np.zeros((e, 1, cell.memory * w.shape[-1]))
