@@ -86,8 +86,10 @@ def gain_findings(m: pd.DataFrame, value: str) -> (List[str], List[pd.DataFrame]
         cross = crossing[cell].dropna()
         where = (f"crosses 0 (chaos) at gain {cross.median():.2g} for {len(cross)} of {crossing[cell].size} widths"
                  if len(cross) else f"stays below 0 at every gain up to {g['gain'].max():g}")
+        decay = (f"time constant of D {time_constant(r['rate']):.3g} steps" if r["hi"] < 0
+                 else "D's median does not decay measurably")
         pieces.append(f"{cell}: {where}; its largest value is {r[value]:.3g} (gain {r['gain']:g}, k={int(r['k'])}, "
-                      f"time constant of D {time_constant(r['rate']):.3g} steps)")
+                      f"{decay})")
     text.append("Per cell, " + "; ".join(pieces) + ".")
     at_one = g[g["gain"] == 1.0]
     if not at_one.empty:

@@ -268,15 +268,15 @@ def compute_shard(p: DrawRange) -> pa.Table:
 def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
     """Merge a group's shard tables (in draw order) into its rows of every table it writes."""
     gain = cells.gain(s.init, s.k)
-    out, (hist, n, distinct) = {}, (None, None, None)
+    out, merged = {}, {}
     for table, prefix in (("discrepancy", ""), ("state_discrepancy", "state_")):
         if f"{prefix}hist_bin" in shard_tables[0].column_names:
-            out[table], merged = per_l_rows(s, shard_tables, prefix, gain)
-            if not prefix:
-                hist, n, distinct = merged
+            out[table], merged[table] = per_l_rows(s, shard_tables, prefix, gain)
+    hist, n, distinct = merged["discrepancy"]
     per_draw = {name: _draws(shard_tables, name) for name in ("draw_rate", "draw_lyapunov", "draw_saturated")}
     out["memory"] = pa.Table.from_pylist(
-        [memory.memory_row(s, hist, n, distinct, per_draw["draw_lyapunov"], per_draw["draw_saturated"], gain)],
+        [memory.memory_row(s, hist, out["discrepancy"]["q50"].to_numpy(), n, distinct, per_draw["draw_lyapunov"],
+                           per_draw["draw_saturated"], gain)],
         schema=memory.MEMORY)
     if per_draw["draw_lyapunov"] is not None:
         count = len(per_draw["draw_rate"])

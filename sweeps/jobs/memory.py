@@ -15,7 +15,6 @@ bands Wilson intervals, and ``l_half``, the first l at which it falls below 1/2.
 A draw's own rate is the same two-point slope of log ||h_u - h_v|| over its window; it is
 what its largest Lyapunov exponent predicts when D decays as exp(λ l).
 """
-import math
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -80,15 +79,28 @@ LYAPUNOV = contract.schema([
 ])
 
 
-def median_bands(hist: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of dense histograms (L, N_BINS): the median and its 97.5 % distribution-free
-    bounds (quantiles 1/2 -+ Z_END / (2 sqrt(n))), widened by one bin for the resolution."""
+def median_bands(hist: np.ndarray, mid: np.ndarray, floor: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The 97.5 % distribution-free bounds of the median (quantiles 1/2 -+ Z_END / (2 sqrt(n))),
+    widened by one bin for the resolution, from per-l dense histograms (L, N_BINS) and their
+    medians ``mid``: only where the window needs them (the lower bound up to its first l at the
+    floor, both bounds at the window's ends), NaN elsewhere, since a table of every group's
+    bands at every l would cost the driver more than the rest of the merge."""
     n = hist.sum(axis=1)
     half = Z_END / (2 * np.sqrt(n))
-    mid = np.array([contract.quantile(h, 0.5) for h in hist])
-    lo = np.array([contract.quantile(h, max(0.5 - w, 0.0)) for h, w in zip(hist, half)]) / BIN
-    hi = np.array([contract.quantile(h, min(0.5 + w, 1.0)) for h, w in zip(hist, half)]) * BIN
-    return lo, mid, hi
+    lo, hi = np.full(len(hist), np.nan), np.full(len(hist), np.nan)
+
+    def bound(l: int, sign: int) -> float:
+        return contract.quantile(hist[l], min(max(0.5 + sign * half[l], 0.0), 1.0)) * BIN**sign
+
+    for l in range(len(hist)):
+        lo[l] = bound(l, -1)
+        if not lo[l] > floor:
+            break
+    w = window(lo > floor)
+    for l in (w or ()):
+        hi[l - 1] = bound(l - 1, +1)
+        lo[l - 1] = bound(l - 1, -1)
+    return lo, hi
 
 
 def wilson_bands(x: np.ndarray, n: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -143,11 +155,12 @@ def draw_rates(d: np.ndarray, floor: float) -> np.ndarray:
     return rates
 
 
-def memory_row(s, hist: np.ndarray, n: np.ndarray, distinct: np.ndarray,
+def memory_row(s, hist: np.ndarray, mid: np.ndarray, n: np.ndarray, distinct: np.ndarray,
                lyap: Optional[np.ndarray], saturated: Optional[np.ndarray], gain: float) -> Dict:
-    """The ``memory`` row of one group: its merged per-l histograms (L, N_BINS), draw counts
-    and distinct counts (L,), and the per-draw exponents and saturations when measured."""
-    rate = two_point_rate(*median_bands(hist), FLOOR[s.dtype])
+    """The ``memory`` row of one group: its merged per-l histograms (L, N_BINS), medians, draw
+    counts and distinct counts (L,), and the per-draw exponents and saturations when measured."""
+    lo, hi = median_bands(hist, mid, FLOOR[s.dtype])
+    rate = two_point_rate(lo, mid, hi, FLOOR[s.dtype])
     frac = distinct / n
     wl, wh = wilson_bands(distinct, n)
     drate = two_point_rate(wl, frac, wh, 0.0)
