@@ -4,7 +4,7 @@ Verdicts: ``supported``, ``not supported``, ``inconclusive`` (measured, but the 
 do not decide: more seeds would) and ``not measured`` (the table or the rows are missing).
 Every rule is a function of the tables below and is printed, word for word, in the report
 (``RULES``). Claims 1-3 are judged separately for each training protocol, claim 4 for each
-parameter init.
+parameter init and range of k.
 """
 import math
 from dataclasses import dataclass, field

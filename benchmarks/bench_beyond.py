@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import torch
+from table import print_table
 
 import cells
 from sweeps.jobs import discrepancy as D
@@ -102,10 +103,7 @@ def main():
     if not quick:
         rows.append(("beyond spec end to end (sweeps, figures, report), 2 workers (s; target 900)",
                      f"{cli_seconds(['run', 'beyond']):.0f}"))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  value")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -53,23 +53,16 @@ CHUNK_BYTES = 8 * 2**20
 def schema(what: str) -> pa.Schema:
     """The per-l table of the distance ``what`` (||h_u - h_v||_2, or of the whole states)."""
     return contract.schema([
-        ("cell", pa.string(), "the cell's registry name (cells.CELLS)"),
-        ("init", pa.string(), "parameter draws: normal N(0,1), xavier N(0,1/fan_in), uniform ±sqrt(1/fan_in), "
-                              "gain:G N(0,G²/fan_in)"),
-        ("k", pa.int32(), "hidden units"),
+        *memory.columns("cell", "init", "k"),
         ("l", pa.int32(), "length of u and v (steps read)"),
-        ("seed", pa.int32(), "the ensemble's seed: ensembles of other seeds are independent"),
-        ("dtype", pa.string(), "float64 or float32: the precision of the recurrence"),
-        ("n_draws", pa.int64(), "parameter draws in the ensemble"),
+        *memory.columns("seed", "dtype", "n_draws"),
         ("mean", pa.float64(), f"D(l,k): the mean of {what} over the draws"),
         ("std", pa.float64(), f"standard deviation of {what} over the draws (n - 1 denominator)"),
         ("q10", pa.float64(), "10 % quantile over the draws (from the log histogram, within 4.7 %)"),
         ("q50", pa.float64(), "median over the draws (exactly 0 when most trajectories merged bit for bit)"),
         ("q90", pa.float64(), "90 % quantile over the draws"),
         ("frac_distinct", pa.float64(), f"share of draws with {what} > threshold"),
-        ("threshold", pa.float64(), "the threshold of frac_distinct"),
-        ("gain", pa.float64(), "the recurrent weights' gain: sqrt(k x their variance) (gain:G gives G, xavier 1, "
-                               "normal sqrt(k), uniform 1/sqrt(3))"),
+        *memory.columns("threshold", "gain"),
     ])
 
 

@@ -27,22 +27,31 @@ Z_END = 2.241402727604947    # the 1 - (1 - LEVEL) / 4 normal quantile: 97.5 % t
 FLOOR = {"float64": 1e3 * np.finfo(np.float64).eps, "float32": 1e3 * np.finfo(np.float32).eps}
 BIN = 10 ** (1 / contract.BINS_PER_DECADE)
 
-KEYS = [
-    ("cell", pa.string(), "the cell's registry name (cells.CELLS)"),
-    ("init", pa.string(), "parameter draws: normal N(0,1), xavier N(0,1/fan_in), uniform ±sqrt(1/fan_in), "
+COLUMNS = {   # the columns a group's rows share across the discrepancy job's tables
+    "cell": (pa.string(), "the cell's registry name (cells.CELLS)"),
+    "init": (pa.string(), "parameter draws: normal N(0,1), xavier N(0,1/fan_in), uniform ±sqrt(1/fan_in), "
                           "gain:G N(0,G²/fan_in)"),
-    ("gain", pa.float64(), "the recurrent weights' gain: sqrt(k x their variance) (gain:G gives G, xavier 1, "
+    "gain": (pa.float64(), "the recurrent weights' gain: sqrt(k x their variance) (gain:G gives G, xavier 1, "
                            "normal sqrt(k), uniform 1/sqrt(3))"),
-    ("k", pa.int32(), "hidden units"),
-    ("seed", pa.int32(), "the ensemble's seed: ensembles of other seeds are independent"),
-    ("dtype", pa.string(), "float64 or float32: the precision of the recurrence"),
-]
+    "k": (pa.int32(), "hidden units"),
+    "seed": (pa.int32(), "the ensemble's seed: ensembles of other seeds are independent"),
+    "dtype": (pa.string(), "float64 or float32: the precision of the recurrence"),
+    "n_draws": (pa.int64(), "parameter draws in the ensemble"),
+    "threshold": (pa.float64(), "the threshold of frac_distinct"),
+}
 
+
+def columns(*names: str):
+    """(name, type, doc) of shared columns, for :func:`sweeps.contract.schema`."""
+    return [(name, *COLUMNS[name]) for name in names]
+
+
+KEYS = columns("cell", "init", "gain", "k", "seed", "dtype")
 MEMORY = contract.schema([
     *KEYS,
-    ("n_draws", pa.int64(), "parameter draws in the ensemble"),
+    *columns("n_draws"),
     ("l_max", pa.int32(), "longest l measured"),
-    ("threshold", pa.float64(), "the threshold of frac_distinct"),
+    *columns("threshold"),
     ("rate", pa.float64(), "decay rate of log median D(l) per step over [rate_from, rate_to] (negative: D decays; "
                            "-1/rate is the memory time constant in steps); -inf if the median reached 0"),
     ("rate_lo", pa.float64(), "lower end of its 95 % interval (order statistics of the median at both ends)"),

@@ -22,7 +22,7 @@ import numpy as np
 
 import cells
 
-CACHE_BYTES = 4 * 2**20     # the weights a chunk keeps resident (measured fastest here: 2-5 MiB)
+CACHE_BYTES = 8 * 2**20     # the weights a chunk keeps resident (measured fastest here: 4-8 MiB of a 32 MiB L3)
 BLOCK_DIVISORS = (50, 25, 10, 5, 2, 1)
 EPS = 1e-20                 # size of the imaginary tangent: its square vanishes beside rounding
 RETAIN_SATURATED = 0.99     # a unit whose retain gate exceeds this keeps its memory
@@ -36,7 +36,7 @@ def chunk_size(params: cells.Params) -> int:
     return next((e for e in BLOCK_DIVISORS if e * per_draw <= CACHE_BYTES), 1)
 
 
-def resident(params: cells.Params, a: int, b: int, dtype=None) -> dict:
+def as_numpy(params: cells.Params, a: int, b: int, dtype=None) -> dict:
     """Draws [a, b) as NumPy arrays whose matrices' transposes are contiguous: ``h @ W.T`` then
     reads each matrix row by row, the layout OpenBLAS is fastest on."""
     out = {}
@@ -63,7 +63,7 @@ def distances(cell: cells.Cell, params: cells.Params, l_max: int,
     step = chunk_size(params)
     with np.errstate(over="ignore"):       # exp overflows to inf in σ of very negative inputs: σ = 0, as it should
         for a in range(0, e_all if need is None else need, step):
-            p = resident(params, a, a + step)
+            p = as_numpy(params, a, a + step)
             e = min(step, e_all - a)
             s = np.zeros((e, 2, width), dtype)
             diff = np.empty((min(NORM_STEPS, l_max), e, width))
@@ -99,7 +99,7 @@ def lyapunov(cell: cells.Cell, params: cells.Params, l_max: int,
     step = chunk_size(params)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         for a in range(0, e_all if need is None else need, step):
-            p = resident(params, a, a + step, np.float64)
+            p = as_numpy(params, a, a + step, np.float64)
             e = min(step, e_all - a)
             s0 = np.zeros((e, 1, cell.memory * w.shape[-1]))
             s = cell.step(p, x0, s0)
