@@ -8,6 +8,7 @@ whole state), the ``memory`` summary (:func:`analysis.rates.decay_summary`) and 
 """
 import numpy as np
 import pandas as pd
+from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
 from .fig_discrepancy import FLOOR, pick_dtype
@@ -161,16 +162,20 @@ def phase(memory: pd.DataFrame) -> Figure:
         grid = m[m["cell"] == cell].pivot(index="k", columns="gain", values=colour).sort_index().sort_index(axis=1)
         z = np.clip(grid.to_numpy(float), -top, top)
         gains, ks = grid.columns.to_numpy(float), grid.index.to_numpy()
+        # Symmetric-log colours: the gated cells' exponents near 0 (time constants of hundreds of
+        # steps) differ by decades that a linear scale would paint alike.
         mesh = ax.pcolormesh(np.arange(len(gains) + 1) - 0.5, np.arange(len(ks) + 1) - 0.5, z, cmap="RdBu_r",
-                             vmin=-top, vmax=top, gid=f"phase|{cell}")
+                             norm=SymLogNorm(linthresh=1e-3, vmin=-top, vmax=top), gid=f"phase|{cell}")
         if len(gains) > 1 and len(ks) > 1 and np.nanmin(z) < 0 < np.nanmax(z):
             ax.contour(np.arange(len(gains)), np.arange(len(ks)), z, levels=[0.0], colors="k", linewidths=1.5)
         ax.set_xticks(range(len(gains)), [f"{g:g}" for g in gains])
         ax.set_yticks(range(len(ks)), [str(k) for k in ks])
-        ax.set_xlabel("gain G (weights N(0, G²/fan_in))"), ax.set_ylabel("k")
+        ax.set_xlabel("gain G: weights N(0, G²/fan_in)")
         ax.set_title(cell, fontsize=10)
+    axes[0].set_ylabel("k")
     label = "median largest Lyapunov exponent" if colour == "lyapunov_q50" else "decay rate of median D"
-    fig.colorbar(mesh, ax=list(axes), label=f"{label} per step (black: 0)")
+    fig.colorbar(mesh, ax=list(axes), label=f"{label} per step")
+    fig.text(0.01, 0.01, "symmetric-log colours; black line: 0, between order (blue) and chaos (red)", fontsize=8)
     return fig
 
 
