@@ -31,6 +31,12 @@ def gain_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["init"].str.startswith("gain:")]
 
 
+def init_order(init: str):
+    """The paper's draws first (by name), then gains in increasing order."""
+    gain = init.startswith("gain:")
+    return (gain, float(init[len("gain:"):]) if gain else 0.0, init)
+
+
 def spread_ks(ks, most: int = 5):
     ks = sorted(set(int(k) for k in ks))
     idx = np.unique(np.linspace(0, len(ks) - 1, min(most, len(ks))).round().astype(int))
@@ -223,7 +229,7 @@ def claim4_rates(memory: pd.DataFrame) -> Figure:
     """Claim 4's evidence: the decay rate of median D against k with 95 % intervals, vanilla
     and GRU, one panel per init (the paper's draws and any gains)."""
     m = memory[memory["cell"].isin(["vanilla", "gru"])]
-    inits = sorted(m["init"].unique(), key=lambda i: (i.startswith("gain:"), float(i[5:]) if i.startswith("gain:") else 0, i))
+    inits = sorted(m["init"].unique(), key=init_order)
     cols = min(4, len(inits))
     rows = -(-len(inits) // cols)
     fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
