@@ -109,7 +109,7 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
 
 
 @pytest.mark.parametrize("args, option", [
-    (["--task", "penn"], "--task"), (["--cells", "lstm:4"], "--cells"), (["--cells", "gru:0"], "--cells"),
+    (["--task", "penn"], "--task"), (["--cells", "lstmx:4"], "--cells"), (["--cells", "gru:0"], "--cells"),
     (["--protocol", "sgd"], "--protocol"), (["--seeds", "5-2"], "--seeds"), (["--n-train", "0"], "--n-train"),
 ])
 def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, option):
