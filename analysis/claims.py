@@ -5,8 +5,8 @@ do not decide: more seeds would) and ``not measured`` (the table or the rows are
 Every rule is a function of the tables below and is printed, word for word, in the report
 (``RULES``). Claims 1-3 are judged separately for each training recipe (a protocol and the
 ingredients that differ from its own; runs with other budgets are never pooled), claim 4 for
-each parameter init. Training scores are those of each run's selected model (best validation
-epoch) on its test set.
+each parameter init and range of k. Training scores are those of each run's selected model
+(best validation epoch) on its test set.
 """
 import math
 from dataclasses import dataclass, field
@@ -15,16 +15,15 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from . import hist
+from .rates import decay_summary, float64_rows, k_ranges, time_constant
 from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models
-from .tables import NoData, discrepancy_summary, largest_common, load, rate_summary, wilson
+from .tables import NoData, load, rate_summary, wilson
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = "supported", "not supported", "inconclusive", "not measured"
 
 # Thresholds of the rules (module constants so tests and readers see one truth).
 MAJORITY = 0.5
-D_VANISH = 1e-2           # "very close to 0": the upper 95 % bound of mean D below this
-D_SEPARATION = 10.0       # GRU's lower bound at least this many times vanilla's upper bound
-L_MIN = 20                # a D(l,k) sweep must reach l >= L_MIN to judge "large l"
+SLOWER = 10.0             # claim 4: the GRU's D decays at least this many times slower than the vanilla's
 GRAD_DECADES = 1.0        # gradient medians within one decade ...
 GRAD_TAIL = 0.10          # ... and shares of vanishing / exploding coefficients within 10 points
 GRAD_VANISH, GRAD_EXPLODE = 1e-8, 1e2
@@ -61,12 +60,16 @@ RULES = {
        f"models. Supported if at both stages the vanilla's median is no more than {GRAD_DECADES:g} decade(s) "
        f"below the GRU's; not supported if at both stages it is more than {GRAD_DECADES:g} decade(s) below "
        f"(the learning signal for the dependency vanishes in the vanilla cell); inconclusive otherwise.",
-    4: f"Per init, at the largest l measured for both cells (which must be >= {L_MIN}; float64 rows): "
-       f"supported if for every k measured for both cells the upper 95 % bound of the vanilla mean D is "
-       f"< {D_VANISH:g}, and at the largest common k the GRU's lower 95 % bound is >= {D_VANISH:g} and >= "
-       f"{D_SEPARATION:g} x the vanilla's upper bound. Not supported if at that k the vanilla mean is >= the "
-       f"GRU's, or some vanilla lower bound is >= {D_VANISH:g} (vanilla does not vanish); inconclusive "
-       f"otherwise. 95 % bounds: t-interval over seed ensembles (see analysis.tables).",
+    4: f"Per init and per range of k (1-4, 5-16, 17-64, 65-256, above), on decay rates r of log median D(l) per "
+       f"step (memory table, float64 rows; 95 % intervals [lo, hi]: t-interval over seed ensembles, or one "
+       f"ensemble's order-statistic interval; see analysis.rates). At each k measured for both cells: supported if "
+       f"the vanilla's interval lies below 0 (its D decays) and the GRU's reaches 0 or above (it does not) or its "
+       f"fastest plausible decay is at most 1/{SLOWER:g} of the vanilla's slowest (GRU lo >= vanilla hi / {SLOWER:g}); "
+       f"not supported if even the vanilla's fastest plausible decay would shrink D by less than a factor e over the "
+       f"l measured (vanilla lo >= -1/l_max: its D does not vanish there), or if both decay alike: "
+       f"the GRU's interval lies below 0 and even its slowest plausible decay is at least 1/{SLOWER:g} of the "
+       f"vanilla's fastest (GRU hi <= vanilla lo / {SLOWER:g}); inconclusive otherwise. A range is supported if "
+       f"every k in it is, not supported if some k is, inconclusive otherwise.",
 }
 
 
@@ -233,50 +236,56 @@ def hidden_finding(hidden: pd.DataFrame, scope: str) -> Optional[Finding]:
 
 
 # ---------------------------------------------------------------------- claim 4
-def claim4(disc: Optional[pd.DataFrame]) -> Claim:
+def rate_verdict(v_lo: float, v_hi: float, g_lo: float, g_hi: float, l_max: int) -> str:
+    """Claim 4 at one k from the two cells' decay-rate intervals (RULES[4]) over l <= l_max."""
+    if v_lo * l_max >= -1 or (g_hi < 0 and g_hi <= v_lo / SLOWER):
+        return NOT_SUPPORTED
+    if v_hi < 0 and (g_hi >= 0 or g_lo >= v_hi / SLOWER):
+        return SUPPORTED
+    return INCONCLUSIVE
+
+
+def _fmt_decay(r) -> str:
+    return f"{r.rate:.3g} [{r.lo:.3g}, {r.hi:.3g}]"
+
+
+def _tau(r) -> str:
+    """The time constant, where the interval says D decays."""
+    return f" (time constant {time_constant(r.rate):.3g} steps)" if r.hi < 0 else ""
+
+
+def claim4(memory: Optional[pd.DataFrame]) -> Claim:
     c = Claim(4, CLAIMS[4], RULES[4])
-    if disc is None:
+    if memory is None:
         return c
-    s = discrepancy_summary(disc)
-    if (s["dtype"] == "float64").any():
-        s = s[s["dtype"] == "float64"]
+    s = float64_rows(decay_summary(memory))
     for init, si in s.groupby("init", sort=True):
-        if not {"vanilla", "gru"} <= set(si["cell"]):
-            c.findings.append(Finding(f"init {init}", NOT_MEASURED, "only one cell measured with this init."))
+        by = {cell: si[si["cell"] == cell].set_index("k") for cell in ("vanilla", "gru")}
+        ks = sorted(set(by["vanilla"].index) & set(by["gru"].index))
+        if not ks:
+            c.findings.append(Finding(f"init {init}", NOT_MEASURED, "the two cells were not measured at a common k."))
             continue
-        L = largest_common(si, "l", ["vanilla", "gru"])
-        ks = sorted(set(si.loc[si["cell"] == "vanilla", "k"]) & set(si.loc[si["cell"] == "gru", "k"]))
-        if L is None or not ks or L < L_MIN:
-            c.findings.append(Finding(f"init {init}", NOT_MEASURED,
-                                      f"largest common l is {L}, below {L_MIN}: too short to judge large l."))
-            continue
-        at = si[(si["l"] == L) & (si["k"].isin(ks))]
-        v = at[at["cell"] == "vanilla"].set_index("k")
-        g = at[at["cell"] == "gru"].set_index("k")
-        K = ks[-1]
-        table = pd.DataFrame({
-            "k": ks,
-            "vanilla mean": v.loc[ks, "mean"].to_numpy(), "vanilla 95% hi": v.loc[ks, "ci_hi"].to_numpy(),
-            "vanilla median": v.loc[ks, "q50"].to_numpy(), "vanilla frac_distinct": v.loc[ks, "frac_distinct"].to_numpy(),
-            "GRU mean": g.loc[ks, "mean"].to_numpy(), "GRU 95% lo": g.loc[ks, "ci_lo"].to_numpy(),
-            "GRU median": g.loc[ks, "q50"].to_numpy(), "GRU frac_distinct": g.loc[ks, "frac_distinct"].to_numpy(),
-        })
-        vanishes = bool((v.loc[ks, "ci_hi"] < D_VANISH).all())
-        persists = bool(g.loc[K, "ci_lo"] >= D_VANISH and g.loc[K, "ci_lo"] >= D_SEPARATION * v.loc[K, "ci_hi"])
-        if vanishes and persists:
-            verdict = SUPPORTED
-        elif v.loc[K, "mean"] >= g.loc[K, "mean"] or bool((v.loc[ks, "ci_lo"] >= D_VANISH).any()):
-            verdict = NOT_SUPPORTED
-        else:
-            verdict = INCONCLUSIVE
-        c.findings.append(Finding(
-            f"init {init}", verdict,
-            f"at l={L}, k={K} ({int(v.loc[K, 'n_seeds'])} ensemble(s) of {int(v.loc[K, 'n_draws'] / v.loc[K, 'n_seeds'])} "
-            f"draws): vanilla mean D {v.loc[K, 'mean']:.3g} [{v.loc[K, 'ci_lo']:.3g}, {v.loc[K, 'ci_hi']:.3g}], "
-            f"median {v.loc[K, 'q50']:.3g}, {v.loc[K, 'frac_distinct']:.0%} of draws still distinct; GRU mean D "
-            f"{g.loc[K, 'mean']:.3g} [{g.loc[K, 'ci_lo']:.3g}, {g.loc[K, 'ci_hi']:.3g}], median {g.loc[K, 'q50']:.3g}, "
-            f"{g.loc[K, 'frac_distinct']:.0%} distinct. Vanilla upper bound < {D_VANISH:g} for every k: "
-            f"{'yes' if vanishes else 'no'}; GRU separated at k={K}: {'yes' if persists else 'no'}.", table))
+        verdicts = {k: rate_verdict(by["vanilla"].loc[k, "lo"], by["vanilla"].loc[k, "hi"], by["gru"].loc[k, "lo"],
+                                    by["gru"].loc[k, "hi"], by["vanilla"].loc[k, "l_max"]) for k in ks}
+        for part in k_ranges(ks):
+            found = {verdicts[k] for k in part}
+            verdict = (NOT_SUPPORTED if NOT_SUPPORTED in found else SUPPORTED if found == {SUPPORTED} else INCONCLUSIVE)
+            v, g = by["vanilla"].loc[part], by["gru"].loc[part]
+            K = part[-1]
+            table = pd.DataFrame({
+                "k": part, "vanilla rate": v["rate"].to_numpy(), "vanilla lo": v["lo"].to_numpy(),
+                "vanilla hi": v["hi"].to_numpy(), "GRU rate": g["rate"].to_numpy(), "GRU lo": g["lo"].to_numpy(),
+                "GRU hi": g["hi"].to_numpy(), "verdict": [verdicts[k] for k in part],
+                "vanilla l_half": v["l_half"].to_numpy(), "GRU l_half": g["l_half"].to_numpy(),
+            })
+            counts = ", ".join(f"{sum(verdicts[k] == x for k in part)} {x}" for x in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+                               if any(verdicts[k] == x for k in part))
+            scope = f"init {init}, k {part[0]}-{part[-1]}" if len(part) > 1 else f"init {init}, k {part[0]}"
+            c.findings.append(Finding(
+                scope, verdict,
+                f"decay rate of log median D per step at k={K} ({int(v.loc[K, 'n_seeds'])} ensemble(s), "
+                f"{int(v.loc[K, 'n_draws'] / v.loc[K, 'n_seeds'])} draws each, l <= {int(v.loc[K, 'l_max'])}): vanilla "
+                f"{_fmt_decay(v.loc[K])}{_tau(v.loc[K])}, GRU {_fmt_decay(g.loc[K])}{_tau(g.loc[K])}; per k: {counts}.", table))
     return c
 
 
@@ -284,4 +293,4 @@ def judge(out: str) -> List[Claim]:
     """All four claims against the tables of output directory ``out``."""
     runs = _try(out, "runs")
     grads = _try(out, "gradients")
-    return [claim1(runs), claim2(runs), claim3(grads), claim4(_try(out, "discrepancy"))]
+    return [claim1(runs), claim2(runs), claim3(grads), claim4(_try(out, "memory"))]

@@ -14,7 +14,7 @@ import pyarrow.fs as pafs  # noqa: E402
 
 from sweeps.store import atomic_write  # noqa: E402
 
-from . import fig_discrepancy, fig_training  # noqa: E402,F401  (register their figures)
+from . import fig_discrepancy, fig_memory, fig_training  # noqa: E402,F401  (register their figures)
 from .registry import FIGURES, FigureDef, Skip, Tables  # noqa: E402
 from .tables import NoData, available  # noqa: E402
 

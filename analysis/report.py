@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 from sweeps.store import atomic_write
 
 from . import claims as C
-from . import sec_training  # noqa: F401  (registers the training sections)
+from . import origin, sec_training  # noqa: F401  (they register their sections)
 from .figures import FIGURES, Result, write_figures
 from .registry import SECTIONS, Skip, Tables
 from .tables import NoData, available, provenance

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from table import print_table
 
 from sweeps.jobs import discrepancy as D
 
@@ -126,10 +127,7 @@ def main():
         (f"one shard of k=512, l_max={l_big}, 50 of 100,000 draws: peak RSS (MiB)", f"{peak:.0f}"),
         ("  its time (s); every draw stored would need (GiB)", f"{big_s:.1f}; {100000 * l_big * 8 / 2**30:.1f}"),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  value")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

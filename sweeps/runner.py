@@ -164,10 +164,16 @@ def _get(ray, ref, batch):
 
 def record(spec: Spec, groups) -> Dict:
     """What OUT/_sweeps/<spec hash>.json keeps of a sweep: its validated spec, and per job the
-    tables it writes and the groups it plans (which ``analysis`` reads without planning)."""
+    tables it writes and the groups it plans (which ``analysis`` reads without planning). A job
+    whose groups write different tables (the discrepancy's, with Lyapunov exponents or an
+    LSTM's state) gets one entry per set of tables, keyed ``job:table+table``."""
+    kinds: Dict[str, set] = {}
+    for g in groups:
+        kinds.setdefault(g.job, set()).add(g.tables)
     planned: Dict[str, Dict] = {}
     for g in groups:
-        planned.setdefault(g.job, {"tables": list(g.tables), "groups": []})["groups"].append(g.name)
+        key = g.job if len(kinds[g.job]) == 1 else f"{g.job}:{'+'.join(g.tables)}"
+        planned.setdefault(key, {"tables": list(g.tables), "groups": []})["groups"].append(g.name)
     return {"spec": spec.to_dict(), "planned": planned, "version": __version__}
 
 

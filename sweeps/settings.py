@@ -186,6 +186,66 @@ class Choices(Kind):
 
 
 @dataclass(frozen=True)
+class Families(Kind):
+    """Distinct names, each one of ``values`` or ``FAMILY:X`` for a family in ``families`` and X a
+    number > 0, in the order given: ``normal,gain:0.5,gain:2`` or a list. X is normalised
+    (``gain:2.0`` is ``gain:2``), so one value has one name."""
+
+    values: Values
+    families: Tuple[str, ...]
+
+    def parse(self, value, key: str) -> List[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items or not all(isinstance(n, str) for n in items):
+            raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
+        allowed, out = _values(self.values), []
+        for item in (n.strip() for n in items):
+            family, sep, x = item.partition(":")
+            if sep and family in self.families:
+                number = _positive(x)
+                if number is None:
+                    raise UsageError(f"{key}: {item!r} needs a number > 0 after '{family}:' (e.g. {family}:0.5)")
+                item = f"{family}:{number:g}"
+            elif item not in allowed:
+                raise UsageError(f"{key}: unknown name {item!r}; allowed: {', '.join(sorted(allowed))}"
+                                 + "".join(f" or {f}:X with X > 0" for f in self.families))
+            out.append(item)
+        return list(dict.fromkeys(out))
+
+    def schema(self) -> Dict:
+        alt = "|".join([*(re.escape(n) for n in _values(self.values)),
+                        *(rf"{re.escape(f)}:\s*(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?" for f in self.families)])
+        item = rf"\s*({alt})\s*"
+        return {"oneOf": [{"type": "string", "pattern": rf"^{item}(,{item})*$"},
+                          {"type": "array", "items": {"type": "string", "pattern": rf"^{item}$"}, "minItems": 1}]}
+
+
+def _positive(text: str) -> Optional[float]:
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if x > 0 and math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Flag(Kind):
+    """true or false (a command line writes ``--flag true``; yes/no and 1/0 are accepted too)."""
+
+    WORDS: ClassVar[Dict[str, bool]] = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+    def parse(self, value, key: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in self.WORDS:
+            return self.WORDS[value.strip().lower()]
+        raise UsageError(f"{key}: expected true or false, got {value!r}")
+
+    def schema(self) -> Dict:
+        return {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": sorted(self.WORDS)}]}
+
+
+@dataclass(frozen=True)
 class Sized(Kind):
     """Names with sizes, ``name:K`` items such as ``vanilla:18,gru:10`` (K in the range syntax:
     ``gru:4-8``), normalised to a list of ``"name:K"`` strings, one per size."""

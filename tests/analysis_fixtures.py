@@ -177,8 +177,9 @@ def write_training(out, runs=PAPER_LIKE_RUNS, grads=ALIKE_GRADIENTS, probes=PROB
     write_lengths(out, LENGTH_CONFIGS)
 
 
-DISCREPANCY_ARGS = ["discrepancy", "--cells", "vanilla,gru", "--inits", "normal,xavier", "--l-max", "24",
-                    "--k", "1-6", "--draws", "200", "--seeds", "0-2"]
+DISCREPANCY_ARGS = ["discrepancy", "--cells", "vanilla,gru", "--inits", "normal,xavier,gain:2", "--l-max", "24",
+                    "--k", "1-6", "--draws", "200", "--seeds", "0-2", "--lyapunov", "true"]
+DISCREPANCY_TABLES = ["discrepancy", "memory", "lyapunov", "_sweeps"]
 
 
 def real_discrepancy(out):

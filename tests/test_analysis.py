@@ -17,7 +17,7 @@ from . import analysis_fixtures as F
 @pytest.fixture(scope="module")
 def full_dir(disc_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("full")
-    F.copy_tables(disc_dir, out, ["discrepancy", "_sweeps"])
+    F.copy_tables(disc_dir, out, F.DISCREPANCY_TABLES)
     F.write_training(str(out))
     return str(out)
 
@@ -251,7 +251,7 @@ def test_write_figures_skips_missing_tables(disc_dir, tmp_path):
     assert {r.name for r in results} == {f.name for f in FIGURES}
     drawn = {r.name for r in results if r.png}
     assert drawn == {"fig10_discrepancy_vanilla", "fig11_discrepancy_gru", "discrepancy_curves",
-                     "discrepancy_frac_distinct"}
+                     "discrepancy_frac_distinct", "memory_curves", "memory_across_k"}
     for r in results:
         if r.png:
             assert os.path.getsize(r.png) > 1000 and os.path.getsize(r.pdf) > 1000

@@ -33,7 +33,8 @@ def error_cases(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     cases = {
-        "unknown cell": (discrepancy(**{"--cells": "vanilla,lstmx"}), "--cells: unknown name 'lstmx'; allowed: gru, vanilla"),
+        "unknown cell": (discrepancy(**{"--cells": "vanilla,lstmx"}),
+                         "--cells: unknown name 'lstmx'; allowed: gru, lstm, mgu, tanh, vanilla"),
         "unknown init": (discrepancy(**{"--inits": "he"}), "--inits: unknown name 'he'"),
         "k < 1": (discrepancy(**{"--k": "0"}), "--k: must be >= 1"),
         "l_max < 1": (discrepancy(**{"--l-max": "0"}), "--l-max: must be >= 1"),

@@ -12,12 +12,11 @@ import pandas as pd
 import pytest
 
 from analysis import claims as C
+from analysis.figures import FIGURES
 from analysis.report import write_report
 from analysis.tables import load
 
 from . import analysis_fixtures as F
-
-N_FIGURES = 14     # every figure has its table in the report fixture
 
 
 def _scopes(claim):
@@ -136,24 +135,11 @@ def test_ingredient_rule_flips(tmp_path):
     assert table.loc["paper+cross-entropy", "vanilla success"] == "6/6 [61%, 100%]"
 
 
-def test_claim4_flips(disc_dir, tmp_path):
-    real = C.claim4(load(disc_dir, "discrepancy"))
-    assert _scopes(real)["init normal"] == C.SUPPORTED
-    # Doctor the table: the vanilla rows take the GRU's numbers -> nothing vanishes.
-    df = load(disc_dir, "discrepancy")
-    gru = df[df.cell == "gru"].copy()
-    swapped = pd.concat([gru, gru.assign(cell="vanilla")], ignore_index=True)
-    flipped = C.claim4(swapped)
-    assert _scopes(flipped)["init normal"] == C.NOT_SUPPORTED
-    assert _scopes(C.claim4(df[df.cell == "gru"])) == {"init normal": C.NOT_MEASURED, "init xavier": C.NOT_MEASURED}
-    assert _scopes(C.claim4(df[df.l <= 10]))["init normal"] == C.NOT_MEASURED   # l too short to judge
-
-
 # ---------------------------------------------------------------------- the page
 @pytest.fixture(scope="module")
 def report_dir(disc_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    F.copy_tables(disc_dir, out, ["discrepancy", "_sweeps"])
+    F.copy_tables(disc_dir, out, F.DISCREPANCY_TABLES)
     F.write_training(str(out))
     path = write_report(str(out))
     return str(out), path
@@ -165,7 +151,7 @@ def test_report_states_claims_rules_and_provenance(report_dir):
     for n in (1, 2, 3, 4):
         assert f"Claim {n}:" in page
         assert str(markupsafe.escape(C.RULES[n].split(".")[0]))[:40] in page
-    assert page.count("<img ") == N_FIGURES and page.count("data:image/png;base64,") == N_FIGURES
+    assert page.count("<img ") == len(FIGURES) and page.count("data:image/png;base64,") == len(FIGURES)
     # per-recipe claim 2: the paper protocol supports it, Adam (vanilla 5/6) leaves it inconclusive
     assert re.search(r"recipe paper <span class=\"v\"[^>]*>supported", page)
     assert re.search(r"recipe adam <span class=\"v\"[^>]*>inconclusive", page)
@@ -177,8 +163,9 @@ def test_report_states_claims_rules_and_provenance(report_dir):
     assert "decided by the loss (cross-entropy learns it" in page
     assert '<h2 id="lengths">Outer accuracy by dependency length</h2>' in page
     from sweeps import __version__
-    assert f"lksweep version in the files' metadata: {__version__} (72 file(s))" in page
-    assert '<td class="l">discrepancy</td><td>72</td><td>72</td>' in page     # committed / planned groups
+    assert f"lksweep version in the files' metadata: {__version__} (324 file(s))" in page
+    for table in ("discrepancy", "memory", "lyapunov"):                      # committed / planned groups
+        assert f'<td class="l">{table}</td><td>108</td><td>108</td>' in page
     assert "&#34;draws&#34;: 200" in page                                    # the spec
 
 
@@ -208,7 +195,7 @@ def test_report_loads_in_headless_browser(report_dir, tmp_path):
     m = re.search(r'data-probe="(\d+):(\d+):(\d+)"', r.stdout)
     assert m, r.stderr[-2000:]
     total, decoded, errors = map(int, m.groups())
-    assert total == N_FIGURES and decoded == N_FIGURES and errors == 0
+    assert total == len(FIGURES) and decoded == len(FIGURES) and errors == 0
     assert "Verdicts at a glance" in r.stdout
 
 
@@ -240,4 +227,4 @@ def test_impossible_values_are_flagged(disc_dir, tmp_path):
     os.makedirs(tmp_path / "discrepancy")
     df.assign(frac_distinct=df.frac_distinct.where(df.k != 3, 1.02)).to_parquet(tmp_path / "discrepancy" / "x.parquet")
     (w,) = data_checks(str(tmp_path))
-    assert w.startswith("288 discrepancy row(s) have frac_distinct outside [0, 1]")
+    assert w.startswith("432 discrepancy row(s) have frac_distinct outside [0, 1]")

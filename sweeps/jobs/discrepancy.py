@@ -1,4 +1,4 @@
-"""The (l,k)-discrepancy job (paper §V).
+"""The (l,k)-discrepancy job (paper §V), and what explains it.
 
 For a cell with k units and parameters drawn at random, u = 0^l and v = 1 0^(l-1) differ
 only in their first symbol; D(l,k) is the mean over draws of ||h_u - h_v||_2 after l steps.
@@ -11,12 +11,22 @@ holds draws [50 b, 50 b + 50) and is drawn from a generator seeded by exactly
 A group of ``draws`` that is not a multiple of 50 uses the first draws of its last block,
 so a group of 30 draws is a prefix of one of 50.
 
+Two paths compute the distances, chosen by k alone so that a group's numbers never depend
+on anything else: k < ``RESIDENT_K`` (the paper's grid, k <= 20) advances blocks of draws as
+one torch batch, the reference whose numbers earlier versions published; wider cells take the
+cache-resident path (:mod:`sweeps.jobs.resident`), 2-4x faster where reading the weights is
+the cost, and equal to the reference to rounding.
+
 A group is one (cell, init, k, seed[, dtype]); a shard is a range of its draws. Shards
 return per-block moments and sparse histograms (:mod:`sweeps.jobs.moments`,
-:mod:`sweeps.contract`); the driver merges them in block order into the group's rows.
+:mod:`sweeps.contract`) and per-draw rates; the driver merges them in block order into the
+group's rows of ``discrepancy``, ``memory`` (decay rates, :mod:`sweeps.jobs.memory`), for
+cells whose state is more than h ``state_discrepancy`` (D of the whole state, e.g. an LSTM's
+(h, c)), and with ``lyapunov: true`` ``lyapunov`` (per draw: the largest Lyapunov exponent,
+the draw's decay rate, its saturated gates).
 """
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -27,32 +37,37 @@ import cells
 from .. import contract
 from ..job import Job, register_job
 from ..plan import Group, Shard
-from ..settings import Choice, Choices, Int, Ints, Number, Option
+from ..settings import Choice, Choices, Families, Flag, Int, Ints, Number, Option
+from . import memory, resident
 from .moments import block_moments, merge_moments
 
 BLOCK = 50
+RESIDENT_K = 32          # groups with k >= this take the cache-resident path
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-# A shard advances its draws in chunks of about this many bytes of parameters: near the
-# size of a core's cache (measured fastest here) and bounding memory by splitting draws,
-# whatever the grid. A chunk holds at least one block.
+# The reference path advances its draws in chunks of about this many bytes of parameters:
+# near the size of a core's cache (measured fastest here) and bounding memory by splitting
+# draws, whatever the grid. A chunk holds at least one block.
 CHUNK_BYTES = 8 * 2**20
 
-SCHEMA = contract.schema([
-    ("cell", pa.string(), "the cell's registry name (cells.CELLS)"),
-    ("init", pa.string(), "parameter draws: normal N(0,1), xavier N(0,1/fan_in), uniform ±sqrt(1/fan_in)"),
-    ("k", pa.int32(), "hidden units"),
-    ("l", pa.int32(), "length of u and v (steps read)"),
-    ("seed", pa.int32(), "the ensemble's seed: ensembles of other seeds are independent"),
-    ("dtype", pa.string(), "float64 or float32: the precision of the recurrence"),
-    ("n_draws", pa.int64(), "parameter draws in the ensemble"),
-    ("mean", pa.float64(), "D(l,k): the mean of ||h_u - h_v||_2 over the draws"),
-    ("std", pa.float64(), "standard deviation of ||h_u - h_v||_2 over the draws (n - 1 denominator)"),
-    ("q10", pa.float64(), "10 % quantile over the draws (from the log histogram, within 4.7 %)"),
-    ("q50", pa.float64(), "median over the draws (exactly 0 when most trajectories merged bit for bit)"),
-    ("q90", pa.float64(), "90 % quantile over the draws"),
-    ("frac_distinct", pa.float64(), "share of draws with ||h_u - h_v||_2 > threshold"),
-    ("threshold", pa.float64(), "the threshold of frac_distinct"),
-])
+
+def schema(what: str) -> pa.Schema:
+    """The per-l table of the distance ``what`` (||h_u - h_v||_2, or of the whole states)."""
+    return contract.schema([
+        *memory.columns("cell", "init", "k"),
+        ("l", pa.int32(), "length of u and v (steps read)"),
+        *memory.columns("seed", "dtype", "n_draws"),
+        ("mean", pa.float64(), f"D(l,k): the mean of {what} over the draws"),
+        ("std", pa.float64(), f"standard deviation of {what} over the draws (n - 1 denominator)"),
+        ("q10", pa.float64(), "10 % quantile over the draws (from the log histogram, within 4.7 %)"),
+        ("q50", pa.float64(), "median over the draws (exactly 0 when most trajectories merged bit for bit)"),
+        ("q90", pa.float64(), "90 % quantile over the draws"),
+        ("frac_distinct", pa.float64(), f"share of draws with {what} > threshold"),
+        *memory.columns("threshold", "gain"),
+    ])
+
+
+SCHEMA = schema("||h_u - h_v||_2")
+STATE_SCHEMA = schema("||s_u - s_v||_2 over the whole state (an LSTM's (h, c); cells whose state is h have no rows)")
 
 
 @dataclass(frozen=True)
@@ -71,15 +86,25 @@ class DrawRange:
     stop: int
 
 
+@dataclass(frozen=True)
+class DynamicsRange(DrawRange):
+    """A shard that also measures each draw's largest Lyapunov exponent and saturated gates
+    (a field of its own, so its id differs from the same draws' without them)."""
+
+    lyapunov: bool = True
+
+
 @register_job
 class Discrepancy(Job):
     name = command = "discrepancy"
-    help = "sweep D(l,k) over cells, inits, k and seed ensembles"
-    tables = ("discrepancy",)
-    schemas = {"discrepancy": SCHEMA}
+    help = "sweep D(l,k) over cells, inits, k and seed ensembles (and what explains it)"
+    tables = ("discrepancy", "memory", "state_discrepancy", "lyapunov")
+    schemas = {"discrepancy": SCHEMA, "memory": memory.MEMORY, "state_discrepancy": STATE_SCHEMA,
+               "lyapunov": memory.LYAPUNOV}
     options = (
-        Option("cells", Choices(lambda: cells.CELLS), "cells, e.g. vanilla,gru"),
-        Option("inits", Choices(cells.INITS), "parameter draws: normal, xavier, uniform", ["normal"]),
+        Option("cells", Choices(lambda: cells.CELLS), "cells, e.g. vanilla,gru (also tanh, lstm, mgu)"),
+        Option("inits", Families(cells.INITS, (cells.GAIN,)), "parameter draws: normal, xavier, uniform, or gain:G "
+                                                              "for N(0, G²/fan_in), e.g. gain:0.5,gain:2", ["normal"]),
         Option("l_max", Int(minimum=1), "longest sequence length l (one pass gives every l <= l_max)"),
         Option("k", Ints(minimum=1), "hidden sizes, e.g. 1-20 or 4,8,16"),
         Option("draws", Int(minimum=1), "parameter draws per ensemble (N in the paper)"),
@@ -87,6 +112,8 @@ class Discrepancy(Job):
         Option("shard_size", Int(minimum=BLOCK, multiple_of=BLOCK), "draws per shard, a multiple of 50", 1000),
         Option("dtype", Choice(tuple(DTYPES)), "precision of the recurrence", "float64"),
         Option("threshold", Number(), "frac_distinct counts draws with ||h_u - h_v|| above this", 1e-6),
+        Option("lyapunov", Flag(), "also measure each draw's largest Lyapunov exponent and saturated gates "
+                                   "(table lyapunov; about as costly again as D)", False),
     )
 
     def plan(self, s) -> List[Group]:
@@ -96,12 +123,17 @@ class Discrepancy(Job):
                 for k in s.k:
                     for seed in s.seeds:
                         name = group_name(cell, init, k, seed, s.dtype)
-                        settings = {"draws": s.draws, "l_max": s.l_max, "dtype": s.dtype, "threshold": s.threshold}
+                        settings = {"draws": s.draws, "l_max": s.l_max, "dtype": s.dtype, "threshold": s.threshold,
+                                    **({"lyapunov": True} if s.lyapunov else {})}
+                        shard = DynamicsRange if s.lyapunov else DrawRange
                         shards = tuple(
-                            Shard(self.name, name, DrawRange(cell, init, k, seed, start=a,
-                                                             stop=min(a + s.shard_size, s.draws), **settings))
+                            Shard(self.name, name, shard(cell, init, k, seed, s.draws, s.l_max, s.dtype, s.threshold,
+                                                         start=a, stop=min(a + s.shard_size, s.draws)))
                             for a in range(0, s.draws, s.shard_size))
-                        groups.append(Group(self.name, name, settings, shards, self.tables))
+                        tables = ("discrepancy", "memory",
+                                  *(("state_discrepancy",) if cells.get_cell(cell).memory > 1 else ()),
+                                  *(("lyapunov",) if s.lyapunov else ()))
+                        groups.append(Group(self.name, name, settings, shards, tables))
         return groups
 
     def compute(self, params: List[DrawRange], states=None) -> List[pa.Table]:
@@ -109,13 +141,14 @@ class Discrepancy(Job):
         return [compute_shard(p) for p in params]
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-        return {"discrepancy": merge_shards(group.shards[0].params, shard_tables)}
+        return merge_shards(group.shards[0].params, shard_tables)
 
 
 def group_name(cell: str, init: str, k: int, seed: int, dtype: str = "float64") -> str:
     """A group's file name; float32 groups are named apart, so both precisions can sit side by
-    side in one directory (the table's ``dtype`` column tells them apart)."""
-    return f"{cell}-{init}-k{k}-seed{seed}" + ("" if dtype == "float64" else f"-{dtype}")
+    side in one directory (the table's ``dtype`` column tells them apart). ``gain:2`` is
+    written ``gain2``."""
+    return f"{cell}-{init.replace(':', '')}-k{k}-seed{seed}" + ("" if dtype == "float64" else f"-{dtype}")
 
 
 def draw_block(cell: str, init: str, k: int, seed: int, block: int, dtype: str = "float64") -> cells.Params:
@@ -127,72 +160,149 @@ def draw_block(cell: str, init: str, k: int, seed: int, block: int, dtype: str =
     return cells.draw(shapes, BLOCK, init, cells.stream(seed, cell, init, k, block), DTYPES[dtype])
 
 
-def distances(cell: cells.Cell, params: cells.Params, l_max: int) -> torch.Tensor:
-    """||h_u - h_v||_2 after each of l_max steps, shape (E, l_max), for E draws in ``params``."""
+def reference_distances(cell: cells.Cell, params: cells.Params, l_max: int):
+    """The reference path: ||h_u - h_v||_2 after each of l_max steps, shape (E, l_max), for E
+    draws in ``params`` as one torch batch; and for cells whose state is more than h the
+    distance of the whole states (else None)."""
     w = params[f"W{cell.gates[0]}"]
     e, k = w.shape[0], w.shape[-1]
     first = torch.eye(2, dtype=w.dtype)            # u starts with 0, v with 1 (one-hot rows)
     zeros = first[[0, 0]]                          # then both read 0
     s = torch.zeros(e, 2, cell.memory * k, dtype=w.dtype)
     out = torch.empty(e, l_max, dtype=w.dtype)
+    whole = torch.empty(e, l_max, dtype=w.dtype) if cell.memory > 1 else None
     for t in range(l_max):
         s = cell.step(params, first if t == 0 else zeros, s)
         h = cell.hidden(s)
         out[:, t] = torch.linalg.vector_norm(h[:, 0] - h[:, 1], dim=-1)
-    return out
+        if whole is not None:
+            whole[:, t] = torch.linalg.vector_norm(s[:, 0] - s[:, 1], dim=-1)
+    return out, whole
+
+
+def distances(cell: cells.Cell, params: cells.Params, l_max: int, need: int):
+    """(E, l_max) float64 arrays of ||h_u - h_v|| and of the whole states' distance (or None),
+    by the path the draws' width k takes; rows past ``need`` may be left uncomputed."""
+    k = params[f"W{cell.gates[0]}"].shape[-1]
+    if k >= RESIDENT_K:
+        return resident.distances(cell, params, l_max, need)
+    e = params[f"W{cell.gates[0]}"].shape[0]
+    batch = {name: cells.with_guard(t, 2 * k) for name, t in params.items()}
+    return tuple(None if d is None else d.double().numpy()[:e] for d in reference_distances(cell, batch, l_max))
+
+
+class Summary:
+    """Per-l summaries of a shard's distances, added chunk by chunk: per-block moments, the
+    count of draws above the threshold, and sparse histograms."""
+
+    def __init__(self, l_max: int, threshold: float):
+        self.threshold = threshold
+        self.ns, self.means, self.m2s, self.bins, self.counts = [], [], [], [], []
+        self.distinct = np.zeros(l_max, np.int64)
+
+    def add(self, d: np.ndarray) -> None:
+        """Distances ``d`` (draws, l_max) of whole blocks (the last may be partial)."""
+        for i in range(0, len(d), BLOCK):
+            mean, m2 = block_moments(d[i: i + BLOCK])
+            self.ns.append(len(d[i: i + BLOCK])), self.means.append(mean), self.m2s.append(m2)
+        self.distinct += (d > self.threshold).sum(axis=0)
+        b, c = contract.sparse_histograms(d)
+        self.bins.append(b), self.counts.append(c)
+
+    def columns(self, prefix: str = "") -> Dict[str, pa.Array]:
+        l_max = len(self.distinct)
+        return {
+            f"{prefix}block_n": pa.array([self.ns] * l_max, pa.list_(pa.int32())),
+            f"{prefix}block_mean": pa.array(list(np.stack(self.means, axis=1)), pa.list_(pa.float64())),
+            f"{prefix}block_m2": pa.array(list(np.stack(self.m2s, axis=1)), pa.list_(pa.float64())),
+            f"{prefix}n_distinct": pa.array(self.distinct, pa.int64()),
+            f"{prefix}hist_bin": pa.array([np.concatenate([b[l] for b in self.bins]) for l in range(l_max)],
+                                          pa.list_(pa.int16())),
+            f"{prefix}hist_count": pa.array([np.concatenate([c[l] for c in self.counts]) for l in range(l_max)],
+                                            pa.list_(pa.int64())),
+        }
 
 
 @torch.inference_mode()
 def compute_shard(p: DrawRange) -> pa.Table:
-    """Summaries of one shard: a row per l with its blocks' moments and its histogram."""
+    """Summaries of one shard: a row per l with its blocks' moments and its histogram (and
+    the whole state's, for cells whose state is more than h); measuring the dynamics, the
+    first row also holds the per-draw rates, exponents and saturations as lists."""
     cell = cells.get_cell(p.cell)
     first, last = p.start // BLOCK, -(-p.stop // BLOCK)
     shapes = cell.shapes(n=2, k=p.k)
     per_draw = 8 * sum(int(np.prod(s)) for s in shapes.values())
-    chunk = max(1, CHUNK_BYTES // (per_draw * BLOCK))
-    l_max = p.l_max
-    ns, means, m2s, bins, counts = [], [], [], [], []
-    distinct = np.zeros(l_max, np.int64)
+    chunk = 1 if p.k >= RESIDENT_K else max(1, CHUNK_BYTES // (per_draw * BLOCK))
+    hidden, whole = Summary(p.l_max, p.threshold), Summary(p.l_max, p.threshold)
+    per_draw_lists: Dict[str, List[np.ndarray]] = {"draw_rate": [], "draw_lyapunov": [], "draw_saturated": []}
     for a in range(first, last, chunk):
         blocks = range(a, min(a + chunk, last))
-        drawn = [draw_block(p.cell, p.init, p.k, p.seed, b, p.dtype) for b in blocks]
-        batch = {name: cells.with_guard(torch.cat([block[name] for block in drawn]), 2 * p.k) for name in shapes}
-        d = distances(cell, batch, l_max).double().numpy()[: min(len(blocks) * BLOCK, p.stop - a * BLOCK)]
-        for i in range(len(blocks)):
-            block = d[i * BLOCK: (i + 1) * BLOCK]
-            mean, m2 = block_moments(block)
-            ns.append(len(block)), means.append(mean), m2s.append(m2)
-        distinct += (d > p.threshold).sum(axis=0)
-        b, c = contract.sparse_histograms(d)
-        bins.append(b), counts.append(c)
-    return pa.table({
-        "l": pa.array(np.arange(1, l_max + 1), pa.int32()),
-        "block_n": pa.array([ns] * l_max, pa.list_(pa.int32())),
-        "block_mean": pa.array(list(np.stack(means, axis=1)), pa.list_(pa.float64())),
-        "block_m2": pa.array(list(np.stack(m2s, axis=1)), pa.list_(pa.float64())),
-        "n_distinct": pa.array(distinct, pa.int64()),
-        "hist_bin": pa.array([np.concatenate([b[l] for b in bins]) for l in range(l_max)], pa.list_(pa.int16())),
-        "hist_count": pa.array([np.concatenate([c[l] for c in counts]) for l in range(l_max)], pa.list_(pa.int64())),
-    })
+        n = min(len(blocks) * BLOCK, p.stop - a * BLOCK)
+        drawn = [draw_block(p.cell, p.init, p.k, p.seed, b) for b in blocks]      # float64: the exponents' precision
+        batch = {name: torch.cat([block[name] for block in drawn]) for name in shapes}
+        d_h, d_s = distances(cell, {name: t.to(DTYPES[p.dtype]) for name, t in batch.items()}, p.l_max, n)
+        hidden.add(d_h[:n])
+        if d_s is not None:
+            whole.add(d_s[:n])
+        if isinstance(p, DynamicsRange):
+            per_draw_lists["draw_rate"].append(memory.draw_rates(d_h[:n], memory.FLOOR[p.dtype]))
+            lam, saturated = resident.lyapunov(cell, batch, p.l_max, n)
+            lam, saturated = lam[:n], saturated[:n]
+            per_draw_lists["draw_lyapunov"].append(lam), per_draw_lists["draw_saturated"].append(saturated)
+    columns = {"l": pa.array(np.arange(1, p.l_max + 1), pa.int32()), **hidden.columns()}
+    if cell.memory > 1:
+        columns.update(whole.columns("state_"))
+    for name, parts in per_draw_lists.items():
+        if parts:
+            columns[name] = pa.array([np.concatenate(parts)] + [None] * (p.l_max - 1), pa.list_(pa.float64()))
+    return pa.table(columns)
 
 
-def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> pa.Table:
-    """Merge a group's shard tables (in draw order) into its rows of the ``discrepancy`` table."""
+def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
+    """Merge a group's shard tables (in draw order) into its rows of every table it writes."""
+    gain = cells.gain(s.init, s.k)
+    out, merged = {}, {}
+    for table, prefix in (("discrepancy", ""), ("state_discrepancy", "state_")):
+        if f"{prefix}hist_bin" in shard_tables[0].column_names:
+            out[table], merged[table] = per_l_rows(s, shard_tables, prefix, gain)
+    hist, n, distinct = merged["discrepancy"]
+    per_draw = {name: _draws(shard_tables, name) for name in ("draw_rate", "draw_lyapunov", "draw_saturated")}
+    out["memory"] = pa.Table.from_pylist(
+        [memory.memory_row(s, hist, out["discrepancy"]["q50"].to_numpy(), n, distinct, per_draw["draw_lyapunov"],
+                           per_draw["draw_saturated"], gain)],
+        schema=memory.MEMORY)
+    if per_draw["draw_lyapunov"] is not None:
+        count = len(per_draw["draw_rate"])
+        keys = {"cell": s.cell, "init": s.init, "gain": gain, "k": s.k, "seed": s.seed, "dtype": s.dtype}
+        out["lyapunov"] = pa.table({
+            **{key: pa.array([value] * count, memory.LYAPUNOV.field(key).type) for key, value in keys.items()},
+            "draw": pa.array(np.arange(count), pa.int32()),
+            "lyapunov": pa.array(per_draw["draw_lyapunov"], pa.float64()),
+            "rate": pa.array(per_draw["draw_rate"], pa.float64(), from_pandas=True),
+            "saturated": pa.array(per_draw["draw_saturated"], pa.float64(), from_pandas=True),
+        }, schema=memory.LYAPUNOV)
+    return out
+
+
+def per_l_rows(s: DrawRange, shard_tables: List[pa.Table], prefix: str, gain: float):
+    """A group's rows of a per-l table from the shard columns named ``prefix``..., and the
+    merged (histograms (L, N_BINS), draws (L,), distinct counts (L,)) they were read from."""
     l_max = s.l_max
-    n, mean, m2 = merge_moments(*(_blocks(shard_tables, name, l_max) for name in ("block_n", "block_mean", "block_m2")))
+    blocks = [_blocks(shard_tables, name, l_max) for name in ("block_n", f"{prefix}block_mean", f"{prefix}block_m2")]
+    n, mean, m2 = merge_moments(*blocks)
     std = np.sqrt(m2 / np.maximum(n - 1, 1))
-    distinct = sum(t.column("n_distinct").to_numpy() for t in shard_tables)
+    distinct = sum(t.column(f"{prefix}n_distinct").to_numpy() for t in shard_tables)
     hist = np.zeros((l_max, contract.N_BINS), np.int64)
     for t in shard_tables:
-        lengths = t.column("hist_bin").combine_chunks().value_lengths().to_numpy()
+        lengths = t.column(f"{prefix}hist_bin").combine_chunks().value_lengths().to_numpy()
         rows = np.repeat(np.arange(l_max), lengths)
-        np.add.at(hist, (rows, _values(t, "hist_bin")), _values(t, "hist_count"))
+        np.add.at(hist, (rows, _values(t, f"{prefix}hist_bin")), _values(t, f"{prefix}hist_count"))
     q = np.array([[contract.quantile(h, p) for p in (0.1, 0.5, 0.9)] for h in hist])
 
     def const(value, type_):
         return pa.array([value] * l_max, type_)
 
-    return pa.table({
+    table = pa.table({
         "cell": const(s.cell, pa.string()),
         "init": const(s.init, pa.string()),
         "k": const(s.k, pa.int32()),
@@ -207,7 +317,16 @@ def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> pa.Table:
         "q90": pa.array(q[:, 2], pa.float64()),
         "frac_distinct": pa.array(distinct / n, pa.float64()),
         "threshold": const(s.threshold, pa.float64()),
-    }, schema=SCHEMA)
+        "gain": const(gain, pa.float64()),
+    }, schema=SCHEMA if not prefix else STATE_SCHEMA)
+    return table, (hist, n, distinct)
+
+
+def _draws(tables: List[pa.Table], name: str) -> Optional[np.ndarray]:
+    """A per-draw list column (held by each shard's first row) of every shard, in draw order."""
+    if not all(name in t.column_names for t in tables):
+        return None
+    return np.concatenate([np.asarray(t.column(name)[0].as_py(), np.float64) for t in tables])
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:

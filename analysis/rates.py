@@ -1,0 +1,73 @@
+"""Decay rates and Lyapunov exponents of the ``memory`` table, with seed ensembles combined.
+
+Each row of ``memory`` is one ensemble (cell, init, k, seed): the decay rate of its median
+D(l) with a 95 % interval of its own (order statistics of the median, see
+``sweeps.jobs.memory``), and, when measured, quantiles of its draws' largest Lyapunov
+exponents. :func:`decay_summary` combines ensembles like :func:`analysis.tables.discrepancy_summary`
+combines D: with two or more finite rates, a Student-t interval over the ensembles' rates
+(``ci_method`` 'seeds'); with one, its own interval ('draws'). A rate of -inf is a median that
+reached the rounding floor within two steps (faster than any measurable rate); ensembles
+mixing such and finite rates get the envelope of their own intervals ('envelope').
+"""
+import math
+from typing import List
+
+import numpy as np
+import pandas as pd
+
+from .tables import mean_ci
+
+KEYS = ["cell", "init", "dtype", "k"]
+
+
+def decay_summary(memory: pd.DataFrame, prefix: str = "rate", level: float = 0.95) -> pd.DataFrame:
+    """One row per (cell, init, dtype, k): n_seeds, gain, rate, lo, hi, ci_method, and the
+    medians over ensembles of l_half and of the Lyapunov quantiles. ``prefix`` 'rate' is D's
+    median, 'distinct' frac_distinct's."""
+    value, lo_col, hi_col = (f"{prefix}", f"{prefix}_lo", f"{prefix}_hi") if prefix == "rate" else \
+        (f"{prefix}_rate", f"{prefix}_lo", f"{prefix}_hi")
+    rows = []
+    for key, g in memory.groupby(KEYS, sort=True):
+        r = g[value].to_numpy(float)
+        known = r[~np.isnan(r)]
+        if len(known) == 0:
+            rate, lo, hi, how = math.nan, math.nan, math.nan, "none"
+        elif len(known) >= 2 and np.isfinite(known).all():
+            rate, lo, hi = mean_ci(known, level)
+            how = "seeds"
+        elif len(known) == 1:
+            i = int(np.flatnonzero(~np.isnan(r))[0])
+            rate, lo, hi, how = known[0], float(g[lo_col].iloc[i]), float(g[hi_col].iloc[i]), "draws"
+        else:
+            rate, lo, hi, how = float(np.mean(known)), float(g[lo_col].min()), float(g[hi_col].max()), "envelope"
+        row = {**dict(zip(KEYS, key)), "gain": float(g["gain"].iloc[0]), "n_seeds": len(g),
+               "n_draws": int(g["n_draws"].sum()), "l_max": int(g["l_max"].max()),
+               "rate": rate, "lo": lo, "hi": hi, "ci_method": how,
+               "l_half": float(g["l_half"].median()) if g["l_half"].notna().any() else math.nan}
+        for q in ("q10", "q50", "q90", "positive"):
+            column = g[f"lyapunov_{q}"].astype(float)
+            row[f"lyapunov_{q}"] = float(column.median()) if column.notna().any() else math.nan
+        row["saturated"] = float(g["saturated"].astype(float).mean()) if g["saturated"].notna().any() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def float64_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The float64 rows when there are any (the default and the reference), else all rows."""
+    return df[df["dtype"] == "float64"] if (df["dtype"] == "float64").any() else df
+
+
+def time_constant(rate: float) -> float:
+    """-1/rate steps: how long D's median takes to shrink by a factor e (inf if it does not)."""
+    return -1.0 / rate if rate < 0 else math.inf
+
+
+def k_ranges(ks: List[int], edges=(4, 16, 64, 256)) -> List[List[int]]:
+    """``ks`` split at ``edges`` (1-4, 5-16, 17-64, 65-256, above), empty ranges dropped."""
+    out, lower = [], 0
+    for upper in (*edges, math.inf):
+        part = [k for k in sorted(ks) if lower < k <= upper]
+        if part:
+            out.append(part)
+        lower = upper
+    return out

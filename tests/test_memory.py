@@ -1,0 +1,273 @@
+"""The memory and lyapunov tables: decay rates and their intervals against a direct computation
+and by coverage, the tables' guarantees (bit-identical whatever the sharding, rebuilt from
+committed shards), claim 4's rule flipping, and the figures and section built on them."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import cells
+from analysis import claims as C
+from analysis import fig_memory, origin
+from analysis.rates import decay_summary, k_ranges
+from analysis.tables import load, mean_ci, wilson
+from sweeps.jobs import discrepancy as D
+from sweeps.jobs import memory as M
+from sweeps.jobs import resident
+
+from .test_discrepancy import reference_distance
+from .test_dynamics import group_rows
+
+
+# ---------------------------------------------------------------------- rates against a direct computation
+def test_decay_rates_and_l_half_match_a_direct_computation():
+    """On the very draws of a group: exact medians and order statistics from a per-draw loop
+    give the table's rate, interval and window (within the histogram's 4.7 % bins)."""
+    cell, init, k, l_max, n = "gru", "gain:1", 4, 24, 300
+    row = group_rows(cell, init, k, l_max, n)["memory"].iloc[0]
+    draws = []
+    for b in range(-(-n // D.BLOCK)):
+        p = D.draw_block(cell, init, k, 0, b)
+        draws += [{name: t[i].numpy() for name, t in p.items()} for i in range(D.BLOCK)]
+    d = np.array([[reference_distance(cell, draws[i], l) for l in range(1, l_max + 1)] for i in range(n)])
+    z = 2.241402727604947                                     # 97.5 % two-sided at each end
+    p_lo, p_hi = 0.5 - z / (2 * math.sqrt(n)), 0.5 + z / (2 * math.sqrt(n))
+    med = np.quantile(d, 0.5, axis=0, method="inverted_cdf")
+    lo = np.quantile(d, p_lo, axis=0, method="inverted_cdf")
+    hi = np.quantile(d, p_hi, axis=0, method="inverted_cdf")
+    usable = lo > 1e3 * np.finfo(float).eps
+    end = int(np.argmin(usable)) if not usable.all() else l_max
+    start = max(1, end // 2)
+    assert (row["rate_from"], row["rate_to"]) == (start, end)
+    span, bin_log = end - start, math.log(10 ** (1 / 50))
+    a, b = start - 1, end - 1
+    assert row["rate"] == pytest.approx(math.log(med[b] / med[a]) / span, abs=2 * bin_log / span)
+    exact_lo, exact_hi = math.log(lo[b] / hi[a]) / span, math.log(hi[b] / lo[a]) / span
+    assert exact_lo - 4 * bin_log / span <= row["rate_lo"] <= exact_lo + 1e-12      # widened by a bin, never narrower
+    assert exact_hi - 1e-12 <= row["rate_hi"] <= exact_hi + 4 * bin_log / span
+    frac = (d > 1e-6).mean(axis=0)
+    below = np.flatnonzero(frac < 0.5)
+    assert row["l_half"] == (below[0] + 1 if len(below) else None) or (pd.isna(row["l_half"]) and not len(below))
+    x = (d > 1e-6).sum(axis=0)
+    w = [wilson(int(v), n, level=0.975) for v in x]
+    ends = (int(row["distinct_from"]) - 1, int(row["distinct_to"]) - 1)
+    span = ends[1] - ends[0]
+    assert row["distinct_rate"] == pytest.approx(math.log(frac[ends[1]] / frac[ends[0]]) / span, rel=1e-9, abs=1e-12)
+    assert row["distinct_lo"] == pytest.approx(math.log(w[ends[1]][0] / w[ends[0]][1]) / span, rel=1e-6)
+    assert row["distinct_hi"] == pytest.approx(math.log(w[ends[1]][1] / w[ends[0]][0]) / span, rel=1e-6)
+
+
+def test_the_rate_interval_covers_the_population_rate():
+    """40 independent ensembles of 200 draws: the 95 % interval of each ensemble's decay rate
+    covers the rate of the median of 20,000 draws over the same window at least 35 times
+    (a 95 % interval misses more than 5 times out of 40 with probability 1.4 %)."""
+    cell, init, k, l_max = "gru", "gain:1", 8, 30
+    c = cells.get_cell(cell)
+    big = {n: torch.cat([D.draw_block(cell, init, k, 999, b)[n] for b in range(400)]) for n in c.shapes(2, k)}
+    d = resident.distances(c, big, l_max)[0]
+    rows = [group_rows(cell, init, k, l_max, 200, seed=s)["memory"].iloc[0] for s in range(40)]
+    assert all((r["rate_from"], r["rate_to"]) == (15, 30) for r in rows)
+    med = np.median(d, axis=0)
+    truth = math.log(med[29] / med[14]) / 15
+    covered = sum(r["rate_lo"] <= truth <= r["rate_hi"] for r in rows)
+    assert covered >= 35, (covered, truth)
+
+
+# ---------------------------------------------------------------------- the tables' guarantees
+TABLES = ("discrepancy", "state_discrepancy", "memory", "lyapunov")
+ARGS = ["discrepancy", "--cells", "lstm,tanh", "--inits", "normal,gain:2", "--k", f"3,{D.RESIDENT_K + 1}",
+        "--l-max", 15, "--draws", 230, "--lyapunov", "true"]
+
+
+def read(out, table):
+    keys = [k for k in ("cell", "init", "k", "seed", "draw", "l") if k in pd.read_parquet(out / table).columns]
+    return pd.read_parquet(out / table).sort_values(keys).reset_index(drop=True)
+
+
+def test_new_tables_are_bit_identical_whatever_the_shards_and_workers(tmp_path, cli):
+    outs = []
+    for shard, workers in ((50, 1), (100, 2), (1000, 2)):
+        out = tmp_path / f"s{shard}"
+        code, _, err = cli(*ARGS, "--shard-size", shard, "--max-workers", workers, "--out", out)
+        assert code == 0, err
+        outs.append(out)
+    for table in TABLES:
+        first = read(outs[0], table)
+        assert len(first) == {"discrepancy": 8 * 15, "state_discrepancy": 4 * 15, "memory": 8, "lyapunov": 8 * 230}[table]
+        for other in outs[1:]:
+            pd.testing.assert_frame_equal(first, read(other, table), check_exact=True)
+
+
+def test_derived_tables_are_rebuilt_from_committed_shards(tmp_path, cli):
+    """A directory whose memory and lyapunov files are gone (or that predates them) gets them
+    back from its committed shards, computing nothing."""
+    out = tmp_path / "out"
+    assert cli(*ARGS, "--out", out)[0] == 0
+    before = {t: read(out, t) for t in ("memory", "lyapunov")}
+    for t in before:
+        for f in (out / t).iterdir():
+            f.unlink()
+    code, stdout, err = cli(*ARGS, "--out", out)
+    assert code == 0, err
+    assert "0 shard(s) computed" in stdout
+    for t, df in before.items():
+        pd.testing.assert_frame_equal(df, read(out, t), check_exact=True)
+
+
+# ---------------------------------------------------------------------- combining ensembles
+def memory_frame(rates):
+    """A memory table from {(cell, init, k): [(rate, lo, hi) per seed]} (l_max 50)."""
+    rows = []
+    for (cell, init, k), seeds in rates.items():
+        for seed, (rate, lo, hi) in enumerate(seeds):
+            rows.append({"cell": cell, "init": init, "gain": 1.0, "k": k, "seed": seed, "dtype": "float64",
+                         "n_draws": 500, "l_max": 50, "threshold": 1e-6, "rate": rate, "rate_lo": lo, "rate_hi": hi,
+                         "rate_from": 25, "rate_to": 50, "distinct_rate": rate, "distinct_lo": lo,
+                         "distinct_hi": hi, "l_half": None, "lyapunov_q10": rate - 0.1, "lyapunov_q50": rate,
+                         "lyapunov_q90": rate + 0.1, "lyapunov_positive": float(rate > 0), "saturated": None})
+    return pd.DataFrame(rows)
+
+
+def test_decay_summary_combines_ensembles():
+    m = memory_frame({("gru", "normal", 4): [(-0.1, -0.2, 0.0), (-0.3, -0.4, -0.2), (-0.2, -0.25, -0.15)],
+                      ("gru", "normal", 8): [(-0.5, -0.6, -0.45)],
+                      ("gru", "normal", 16): [(-math.inf, -math.inf, -3.0), (-2.0, -2.5, -1.5)]})
+    s = decay_summary(m).set_index("k")
+    mean, lo, hi = mean_ci([-0.1, -0.3, -0.2])
+    assert (s.loc[4, "rate"], s.loc[4, "lo"], s.loc[4, "hi"], s.loc[4, "ci_method"]) == pytest.approx(
+        (mean, lo, hi, "seeds"))
+    assert s.loc[4, "hi"] - s.loc[4, "rate"] == pytest.approx(4.302652729 * 0.1 / math.sqrt(3))   # t_{0.975, 2}
+    assert (s.loc[8, "rate"], s.loc[8, "lo"], s.loc[8, "hi"], s.loc[8, "ci_method"]) == (-0.5, -0.6, -0.45, "draws")
+    assert (s.loc[16, "lo"], s.loc[16, "hi"], s.loc[16, "ci_method"]) == (-math.inf, -1.5, "envelope")
+    assert k_ranges([1, 2, 3, 4, 5, 16, 17, 64, 65, 300]) == [[1, 2, 3, 4], [5, 16], [17, 64], [65], [300]]
+
+
+# ---------------------------------------------------------------------- claim 4
+def _scopes(claim):
+    return {f.scope: f.verdict for f in claim.findings}
+
+
+VANILLA = (-0.5, -0.6, -0.4)
+
+
+def judged(gru_by_k, vanilla=VANILLA):
+    rates = {}
+    for k, g in gru_by_k.items():
+        rates[("vanilla", "normal", k)] = [vanilla]
+        rates[("gru", "normal", k)] = [g]
+    return _scopes(C.claim4(memory_frame(rates)))
+
+
+def test_claim4_flips_on_decay_rates():
+    keeps, ten_x_slower = (0.0, -0.01, 0.01), (-0.03, -0.035, -0.025)
+    alike, between = (-0.3, -0.35, -0.25), (-0.05, -0.08, -0.03)
+    assert judged({2: keeps, 3: ten_x_slower}) == {"init normal, k 2-3": C.SUPPORTED}
+    assert judged({2: keeps, 3: alike}) == {"init normal, k 2-3": C.NOT_SUPPORTED}       # one k decides the range
+    assert judged({2: keeps, 3: between}) == {"init normal, k 2-3": C.INCONCLUSIVE}
+    assert judged({2: alike, 20: keeps, 100: keeps}) == {"init normal, k 2": C.NOT_SUPPORTED,
+                                                         "init normal, k 20": C.SUPPORTED,
+                                                         "init normal, k 100": C.SUPPORTED}
+    # the vanilla's D does not vanish: its fastest plausible decay loses less than e over l <= 50
+    assert judged({2: keeps}, vanilla=(0.0, -0.015, 0.015)) == {"init normal, k 2": C.NOT_SUPPORTED}
+    assert judged({2: keeps}, vanilla=(-0.02, -0.05, 0.01)) == {"init normal, k 2": C.INCONCLUSIVE}
+    only_gru = memory_frame({("gru", "normal", 2): [keeps]})
+    assert _scopes(C.claim4(only_gru)) == {"init normal": C.NOT_MEASURED}
+    assert C.claim4(None).verdict == C.NOT_MEASURED
+
+
+def test_claim4_flips_on_real_tables(disc_dir):
+    real = load(disc_dir, "memory")
+    found = _scopes(C.claim4(real))
+    assert set(found) >= {"init normal, k 1-4", "init normal, k 5-6", "init xavier, k 1-4", "init gain:2, k 5-6"}
+    vanilla = real[real["cell"] == "vanilla"]
+    # the GRU rows take the vanilla's numbers: both decay alike, everywhere
+    alike = pd.concat([vanilla, vanilla.assign(cell="gru")], ignore_index=True)
+    assert set(_scopes(C.claim4(alike)).values()) == {C.NOT_SUPPORTED}
+    # the GRU rows keep D (rate 0 +- 0.001): supported wherever the vanilla's D decays
+    keeps = vanilla.assign(cell="gru", rate=0.0, rate_lo=-1e-3, rate_hi=1e-3)
+    s = decay_summary(vanilla).set_index(["init", "k"])
+    for f in C.claim4(pd.concat([vanilla, keeps], ignore_index=True)).findings:
+        init = f.scope.split(",")[0][len("init "):]
+        if all(s.loc[(init, k), "hi"] < 0 for k in f.table["k"]):
+            assert f.verdict == C.SUPPORTED, f.scope
+
+
+# ---------------------------------------------------------------------- figures and the section
+def test_phase_diagram_plots_the_median_exponent():
+    rates = {(cell, f"gain:{g:g}", k): [(r, r - 0.01, r + 0.01)] for cell, base in (("vanilla", -1.0), ("gru", -0.2))
+             for g in (0.5, 1, 4) for k in (4, 16) for r in [base + 0.1 * math.log2(g) + 0.01 * k]}
+    m = memory_frame(rates)
+    m["gain"] = m["init"].str[5:].astype(float)
+    fig = fig_memory.phase(decay_summary(m))
+    mesh = {c.get_gid(): c for ax in fig.axes for c in ax.collections if c.get_gid()}
+    for cell in ("vanilla", "gru"):
+        want = m[m["cell"] == cell].pivot(index="k", columns="gain", values="lyapunov_q50").to_numpy()
+        np.testing.assert_allclose(np.asarray(mesh[f"phase|{cell}"].get_array()).reshape(want.shape), want)
+
+
+def test_decay_against_lyapunov_scatters_each_draw(disc_dir):
+    draws = load(disc_dir, "lyapunov")
+    fig = fig_memory.decay_against_lyapunov(draws)
+    points = {c.get_gid(): c.get_offsets() for c in fig.axes[0].collections if c.get_gid()}
+    ok = draws[np.isfinite(draws["lyapunov"]) & np.isfinite(draws["rate"])]
+    for cell in ("vanilla", "gru"):
+        c = ok[ok["cell"] == cell]
+        np.testing.assert_array_equal(np.asarray(points[f"draws|{cell}"]), c[["lyapunov", "rate"]].to_numpy())
+
+
+def test_across_k_plots_d_at_l_50_or_the_longest_l(disc_dir):
+    from analysis.tables import discrepancy_summary
+    s = discrepancy_summary(load(disc_dir, "discrepancy"))
+    fig = fig_memory.across_k(s, decay_summary(load(disc_dir, "memory")))
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()}
+    want = s[(s["init"] == "normal") & (s["cell"] == "gru") & (s["l"] == 24)].sort_values("k")
+    np.testing.assert_allclose(lines["q50|gru"].get_ydata(), np.maximum(want["q50"], 1e-20))
+    np.testing.assert_allclose(lines["mean|gru"].get_ydata(), want["mean"])
+
+
+def test_main_effects_and_crossings_against_hand_computation():
+    cells_, gains, ks = {"a": -1.0, "b": 0.5}, {1.0: -0.3, 2.0: 0.0, 4.0: 0.3}, {4: -0.05, 8: 0.05}
+    grid = pd.DataFrame([{"cell": c, "gain": g, "k": k, "v": cv + gv + kv}
+                         for c, cv in cells_.items() for g, gv in gains.items() for k, kv in ks.items()])
+    shares = origin.main_effects(grid, "v")
+    var = {"cell": np.var(list(cells_.values())), "gain": np.var(list(gains.values())), "k": np.var(list(ks.values()))}
+    for f in ("cell", "gain", "k"):
+        assert shares[f] == pytest.approx(var[f] / sum(var.values()))
+    assert shares["interactions"] == pytest.approx(0.0, abs=1e-12)
+    assert origin.zero_crossing(np.array([1.0, 2.0, 4.0]), np.array([-0.2, -0.1, 0.1])) == pytest.approx(2 * math.sqrt(2))
+    assert math.isnan(origin.zero_crossing(np.array([1.0, 2.0]), np.array([-0.2, -0.1])))
+
+
+def test_the_section_states_which_factor_decides():
+    rates = {(cell, f"gain:{g:g}", k): [(r, r - 0.01, r + 0.01)] for cell, base in (("vanilla", -2.0), ("gru", 0.0))
+             for g in (0.5, 2) for k in (4, 8) for r in [base + 0.05 * math.log2(g)]}
+    m = memory_frame(rates)
+    m["gain"] = m["init"].str[5:].astype(float)
+
+    class Tables:
+        def get(self, name):
+            if name == "memory":
+                return m
+            raise fig_memory.Skip(name)
+
+    text = " ".join(origin.origin(Tables()).paragraphs)
+    assert "the cell decides most" in text and "vanilla: stays below 0 at every gain up to 2" in text
+
+
+def test_memory_rows_summarise_the_exponents():
+    lam = np.array([-1.0, -0.5, 0.2, -np.inf, 0.4])
+    s = M.lyapunov_summary(lam)
+    finite = lam[np.isfinite(lam)]
+    assert s["lyapunov_mean"] == pytest.approx(finite.mean()) and s["lyapunov_std"] == pytest.approx(finite.std(ddof=1))
+    assert (s["lyapunov_q10"], s["lyapunov_q50"], s["lyapunov_q90"]) == (-np.inf, -0.5, 0.4)
+    assert s["lyapunov_positive"] == 0.4 and s["lyapunov_vanished"] == 0.2
+    assert all(v is None for v in M.lyapunov_summary(None).values())
+
+
+def test_a_smaller_group_is_a_prefix_of_a_larger_one():
+    """Per-draw numbers do not depend on how many draws a group has (resident path, exponents)."""
+    k = D.RESIDENT_K
+    small, large = (group_rows("mgu", "gain:2", k, 20, n, lyapunov=True)["lyapunov"] for n in (31, 50))
+    pd.testing.assert_frame_equal(small, large.iloc[:31], check_exact=True)
