@@ -20,7 +20,7 @@ import cells
 from ...job import Checkpoint, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
 from ...settings import Choice, Choices, Int, Ints, Number, Option, Sized
-from . import models, reber
+from . import checkpoint, models, reber
 from .commands import COMMANDS
 from .ensemble import Ensemble
 from .protocols import PROTOCOLS
@@ -100,6 +100,9 @@ class Training(Job):
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
         return unpack(shard_tables[0])
+
+    def check_checkpoint(self, state: bytes) -> None:
+        checkpoint.read(state)
 
     def commands(self):
         return COMMANDS
