@@ -11,8 +11,9 @@ the engine's: planning, surveying, packing shards into tasks, committing files, 
    one sync per batch), to show what each is worth.
 2. simulate: 10^6 shards against a simulated executor (tasks complete after a configured
    latency, at a configured rate, with no compute and no serialization: what workers would do
-   is not charged to the driver). Prints the driver's ceiling in shards per second, its peak
-   memory and its planning time.
+   is not charged to the driver). Prints the driver's ceiling in shards per second (offered
+   rate unlimited), its peak memory and its planning time; and whether it keeps up with
+   offered rates of 5,000 and 20,000 shards a second.
 3. rerun: a fully committed directory of 10^5 one-shard groups, run again: survey by listing
    and index, nothing computed (target <= 10 s); and with the index removed (every file
    opened).
@@ -37,7 +38,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from sweeps import runner  # noqa: E402
 from sweeps import store as store_module
 from sweeps import task as task_module
-from sweeps.job import Job, jobs, register_job  # noqa: E402
+from sweeps.job import Estimate, Job, jobs, register_job  # noqa: E402
 from sweeps.plan import Group, Shard  # noqa: E402
 from sweeps.settings import Int, Option  # noqa: E402
 from sweeps.spec import validate  # noqa: E402
@@ -68,6 +69,9 @@ class Noop(Job):
                       tuple(Shard(self.name, f"g{g}", Unit(g, i)) for i in range(s.shards)), self.tables)
                 for g in range(s.first, s.first + s.groups)]
 
+    def estimate(self, s) -> Estimate:
+        return Estimate(s.groups, s.groups * s.shards)
+
     def compute(self, params, states=None):
         return [pa.table({"group": [p.group], "shard": [p.shard]}, schema=ROW) for p in params]
 
@@ -91,7 +95,7 @@ def ray_throughput(quick: bool) -> None:
     n = 4000 if quick else 20000
     cases = [("groups of 100 shards", n // 100, 100), ("one-shard groups", n // 4, 1)]
     variants = {"as built": {}, "one shard per task": {"MAX_PACK": 1},
-                "fsync per file": {"_sync": _fsync_each}}
+                "fsync per file": {"_sync": store_module.fsync_each}}
     print(f"\n1. Committed shards per second, real runner, local Ray (2 worker CPUs), {n:,} shards of no compute")
     print(f"{'case':<24}{'variant':<22}{'shards':>8}{'seconds':>9}{'shards/s':>10}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as out, _quiet():
@@ -124,15 +128,6 @@ class _quiet:
     def __exit__(self, *exc):
         os.dup2(self.saved, 2)
         os.close(self.saved)
-
-
-def _fsync_each(paths):
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class _patched:
@@ -213,23 +208,23 @@ class Simulated:
 
 
 def simulate(quick: bool) -> None:
-    total = 10**5 if quick else 10**6
-    print(f"\n2. The driver against a simulated executor: {total:,} shards in groups of 100, no compute, files "
-          f"written for real")
-    print(f"{'offered shards/s':>17}{'workers':>9}{'latency s':>10}{'plan s':>8}{'run s':>8}{'committed/s':>13}"
-          f"{'peak RSS MiB':>14}")
-    for rate, workers, latency in [(None, 64, 0.0), (2000, 200, 0.05)]:
+    big = 10**5 if quick else 10**6
+    print("\n2. The driver against a simulated executor (no compute, no serialization; files written for real)")
+    print(f"{'shards':>10}{'per group':>10}{'offered/s':>11}{'workers':>8}{'latency s':>10}{'plan s':>8}{'run s':>8}"
+          f"{'committed/s':>13}{'peak RSS MiB':>14}")
+    cases = [(big, 100, None, 64, 0.0), (big // 10, 1, None, 64, 0.0), (big // 10, 100, 5000, 500, 0.05),
+             (big // 10, 100, 20000, 2000, 0.05)]
+    for total, per_group, rate, workers, latency in cases:
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as out:
             t0 = time.perf_counter()
-            spec = noop_spec(total // 100, 100)
+            spec = noop_spec(total // per_group, per_group)
             spec.groups()
             plan_s = time.perf_counter() - t0
-            per_shard = workers / rate if rate else 0.0
             t1 = time.perf_counter()
-            runner.run(spec, Store(out), executor=Simulated(workers, latency, per_shard))
+            runner.run(spec, Store(out), executor=Simulated(workers, latency, workers / rate if rate else 0.0))
             run_s = time.perf_counter() - t1
-            print(f"{rate or 'unlimited':>17}{workers:>9}{latency:>10g}{plan_s:>8.1f}{run_s:>8.1f}"
-                  f"{total / run_s:>13,.0f}{rss_mib():>14,.0f}")
+            print(f"{total:>10,}{per_group:>10}{rate or 'unlimited':>11}{workers:>8}{latency:>10g}{plan_s:>8.1f}"
+                  f"{run_s:>8.1f}{total / run_s:>13,.0f}{rss_mib():>14,.0f}")
 
 
 # ---------------------------------------------------------------------- 3. rerun

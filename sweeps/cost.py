@@ -33,7 +33,7 @@ class SweepCost:
 
     groups: int = 0
     shards: int = 0
-    seconds: float = 0.0          # one core's time for every shard (blocks that tell it)
+    seconds: Optional[float] = 0.0   # one core's time for every shard (None: a block cannot tell)
     shard_bytes: float = 0.0
     biggest: str = ""
     shard_seconds: float = 0.0
@@ -48,7 +48,7 @@ def estimate(sections) -> SweepCost:
             e = get_job(job).estimate(block)
             total.groups += e.groups
             total.shards += e.shards
-            total.seconds += e.seconds or 0.0
+            total.seconds = None if e.seconds is None or total.seconds is None else total.seconds + e.seconds
             if (e.shard_bytes or 0) > total.shard_bytes:
                 total.shard_bytes, total.biggest = e.shard_bytes, f"{job}: {e.largest}"
             if (e.shard_seconds or 0) > total.shard_seconds:
@@ -94,7 +94,7 @@ def describe(e: SweepCost, todo_shards: int) -> str:
         text += f", about {_duration(e.seconds * todo_shards / max(e.shards, 1))} of one core"
     if e.shard_bytes:
         text += f"; the largest shard needs about {_size(e.shard_bytes)}"
-    return text + " (estimated)"
+    return text + (" (estimated)" if e.seconds or e.shard_bytes else "")
 
 
 def _size(n: float) -> str:

@@ -2,13 +2,14 @@
 they return, and report.
 
 The driver is the only writer, and it writes bytes: a task computes several batches of shards
-and returns each finished shard as a sealed Parquet file, with the tables of every group it
-finished (``sweeps.task``). The driver packs shards into tasks that last about
-:data:`TASK_S` seconds (measured as results come in), commits everything that came back
-since its last look as one batch (``Store.commit``: one sync per batch), and records the new
-files in the index every ``sweeps.index.SEGMENT_S`` seconds and when it ends. A group whose
-shards were split over several tasks or launches is merged on the driver. A rerun of the same
-command skips every committed group and finished shard.
+and returns sealed Parquet files: the tables of every group whose shards it held, and a shard
+file for every other finished shard (``sweeps.task``). The driver packs shards into tasks that
+last about :data:`TASK_S` seconds (measured as results come in), commits everything that came
+back since its last look as one batch (``Store.commit``: one sync per batch), and records the
+new files in the index every ``sweeps.index.SEGMENT_S`` seconds and when it ends. A group
+whose shards ran in several tasks is merged by a task of its own; one whose shards all
+finished in earlier launches, by the driver. A rerun of the same command skips every
+committed group and finished shard.
 """
 import dataclasses
 import math
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Tuple
 
 from . import __version__, cost, index
+from .compact import drop_groups, recover
 from .errors import UsageError
 from .fileformat import Damaged, decode, open_checkpoint, seal_checkpoint
 from .index import Entry
@@ -59,8 +61,6 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
         overwrite: bool = False, resume_hint: str = "", verify: bool = False, executor=None) -> SweepResult:
     """Run ``spec`` into ``store``; see the module docstring. Inputs are already validated.
     ``executor`` (default: Ray, see ``sweeps.cluster.RayExecutor``) runs the tasks."""
-    from .compact import drop_groups, recover
-
     t0 = time.perf_counter()
     lock = store.acquire_lock()
     try:
@@ -77,14 +77,7 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
             raise UsageError(f"refused: {conflicts[0].conflict}{more}. Write to a new --out directory, "
                              f"or pass --overwrite to replace those groups")
         sweep = Sweep(spec, store, cat, SweepResult(spec, store, tables=tables), resume_hint)
-        drop = [cat.groups[t][s.group.name] for s in conflicts for t in s.group.tables if s.group.name in cat.groups[t]]
-        gone, sweep.new[len(sweep.new):] = drop_groups(store, drop + cat.duplicates)
-        sweep.gone |= gone
-        for s in conflicts:
-            store.delete(store.shard_dir(s.group.job, s.group.name))
-            sweep.gone |= {e.path for e in cat.shards.get(s.group.job, {}).pop(s.group.name, {}).values()}
-            for t in s.group.tables:
-                cat.groups[t].pop(s.group.name, None)
+        sweep.drop(conflicts)
         states = [group_state(cat, s.group) if s.conflict else s for s in states]
         store.write_json(store.path("_sweeps", f"{spec.hash}.json"), record(spec, groups))
         try:
@@ -111,7 +104,7 @@ def _log_path(store: Store, spec: Spec) -> str:
     return os.path.join(log_dir, "_logs", "ray.log")
 
 
-def batches(states: List[GroupState]) -> List[Tuple[GroupState, List[Shard]]]:
+def batches(states: List[GroupState]) -> List[List[Shard]]:
     """Pending shards as batches, in group order: shards whose job gives them the same batch
     key run together in one ``compute`` call (up to the job's ``max_batch``); the others alone."""
     out, open_batches = [], {}
@@ -120,13 +113,13 @@ def batches(states: List[GroupState]) -> List[Tuple[GroupState, List[Shard]]]:
         for shard in state.todo:
             key = job.batch_key(shard)
             if key is None:
-                out.append((state, [shard]))
+                out.append([shard])
                 continue
             batch = open_batches.get((shard.job, key))
-            if batch is None or len(batch[1]) >= job.max_batch:
-                batch = open_batches[(shard.job, key)] = (state, [])
+            if batch is None or len(batch) >= job.max_batch:
+                batch = open_batches[(shard.job, key)] = []
                 out.append(batch)
-            batch[1].append(shard)
+            batch.append(shard)
     return out
 
 
@@ -145,11 +138,25 @@ class Sweep:
         self.new: List[Entry] = list(cat.learned)    # files to record in the index
         self.gone: set = set()                       # files removed by this launch (paths relative to OUT)
         self.last_segment = time.monotonic()
-        self.seconds_per_shard: Optional[float] = None
+        self.seconds_per_shard: Dict[str, float] = {}   # job -> measured, a moving average
         self.bar = None
         self.settings_json: Dict[str, str] = {}
 
     # ------------------------------------------------------------------ before computing
+    def drop(self, conflicts: List[GroupState]) -> None:
+        """Delete what OUT holds of the conflicting groups (``--overwrite``), and the second
+        copy of groups found twice."""
+        cat = self.cat
+        held = [cat.groups[t][s.group.name] for s in conflicts for t in s.group.tables if s.group.name in cat.groups[t]]
+        gone, parts = drop_groups(self.store, held + cat.duplicates)
+        self.gone |= gone
+        self.new += parts
+        for s in conflicts:
+            self.store.delete(self.store.shard_dir(s.group.job, s.group.name))
+            self.gone |= {e.path for e in cat.shards.get(s.group.job, {}).pop(s.group.name, {}).values()}
+            for t in s.group.tables:
+                cat.groups[t].pop(s.group.name, None)
+
     def set_aside(self, path: str, why: str) -> None:
         target = self.store.set_aside(path)
         self.gone.add(self.store.rel(path))
@@ -170,7 +177,7 @@ class Sweep:
                 self.result.groups_skipped += 1
             elif s.todo or not self._merge(s.group.name):
                 todo.append(s)
-        self._enqueue([batch for _, batch in batches(todo)])
+        self._enqueue(batches(todo))
 
     def _enqueue(self, more: List[List[Shard]], first: bool = False) -> None:
         if first:
@@ -240,10 +247,10 @@ class Sweep:
         no more than an even share of what is left, so that the last tasks end together. A
         task does not end inside a group whose shards all fit in TASK_S (the worker then
         merges the group's tables, not the driver)."""
-        by_time = 1 if self.seconds_per_shard is None else int(TASK_S / max(self.seconds_per_shard, 1e-9))
-        by_time = max(1, min(by_time, MAX_PACK))
-        target = max(1, min(by_time, math.ceil(self.queued / window)))
         job = self.queue[0][0].job
+        per = self.seconds_per_shard.get(job)
+        by_time = max(1, min(MAX_PACK, 1 if per is None else int(TASK_S / max(per, 1e-9))))
+        target = max(1, min(by_time, math.ceil(self.queued / window)))
         chosen = [self.queue.popleft()]
         size = len(chosen[0])
         while self.queue and self.queue[0][0].job == job:
@@ -291,16 +298,15 @@ class Sweep:
     def _receive(self, ex, finished: List[Tuple[Task, object]]) -> None:
         """Commit everything the finished tasks returned, as one batch; queue again the shards
         that returned a checkpoint; merge the groups whose last shard came back."""
-        outputs, again, seconds, shards = [], [], 0.0, 0
+        outputs, again = [], []
         for task, handle in finished:
             out, spent = ex.result(handle, [sh.group for b in task.batches for sh in b])
-            seconds, shards = seconds + spent, shards + task.size
             outputs += out
             unfinished = {(o.group, o.name) for o in out if o.kind == "checkpoint"}
             again += [rest for b in task.batches if (rest := [sh for sh in b if (sh.group, sh.id) in unfinished])]
-        if shards:
-            per = seconds / shards
-            self.seconds_per_shard = per if self.seconds_per_shard is None else 0.7 * self.seconds_per_shard + 0.3 * per
+            if task.size:
+                per, before = spent / task.size, self.seconds_per_shard.get(task.job)
+                self.seconds_per_shard[task.job] = per if before is None else 0.7 * before + 0.3 * per
         touched = self._commit(outputs)
         self._enqueue(again, first=True)
         for o in outputs:
@@ -386,26 +392,23 @@ class Sweep:
         if len(files) <= 1:
             return
         known, paths = index.read(self.store)
+        tables, jobs = set(self.result.tables), {s.group.job for s in self.state.values()}
         listed = {}
-        for t in self.result.tables:
+        for t in tables:
             listed.update(self.store.scan(self.store.path(t)))
-        for job in {g.job for g in (s.group for s in self.state.values())}:
+        for job in jobs:
             listed.update(self.store.scan(self.store.path("_shards", job), recursive=True))
         live = []
         for rel, entries in sorted(known.items()):
             stat = listed.get(rel)
             if stat is None or stat.size != entries[0].size:
-                if rel in self.gone or _surveyed(rel, self.result.tables, self.state):
+                head = rel.split("/", 2)
+                if rel in self.gone or head[0] in tables or (head[0] == "_shards" and head[1] in jobs):
                     continue
             elif entries[0].mtime_ns is None:
                 entries = [dataclasses.replace(e, mtime_ns=stat.mtime_ns) for e in entries]
             live += entries
         index.rewrite(self.store, live, paths)
-
-
-def _surveyed(rel: str, tables: List[str], state: Dict[str, GroupState]) -> bool:
-    head = rel.split("/", 2)
-    return head[0] in tables or (head[0] == "_shards" and any(s.group.job == head[1] for s in state.values()))
 
 
 def record(spec: Spec, groups) -> Dict:

@@ -330,6 +330,11 @@ def _sync(paths: Sequence[str]) -> None:
                 return
         finally:
             os.close(fd)
+    fsync_each(paths)
+
+
+def fsync_each(paths: Sequence[str]) -> None:
+    """One fsync per file or directory."""
     for p in paths:
         fd = os.open(p, os.O_RDONLY)
         try:

@@ -168,13 +168,7 @@ def test_a_killed_sweep_leaves_only_whole_checked_files(tmp_path, cli, reference
     out = tmp_path / "out"
     args = ["discrepancy", "--cells", "gru", "--l-max", 200, "--k", 30, "--draws", 1500, "--shard-size", 50,
             "--max-workers", 1]
-    proc = launcher.start(args, out)
-    try:
-        assert launcher.wait_for_shards(proc, out, 3)
-    finally:
-        launcher.kill_group(proc)
-        launcher.end(proc)
-    files = launcher.shard_files(out)
+    files = launcher.killed_after(args, out, 3)
     assert files
     for p in files:
         meta = check(p.read_bytes(), {"kind": "shard", "shard": p.stem})
