@@ -74,7 +74,7 @@ def load(name_or_path: str, large: bool = False) -> Spec:
 def _read(name_or_path: str, base: Optional[str], chain: Sequence[str]) -> Tuple[Dict, str]:
     """The raw mapping of a spec with its includes merged in, and its default name."""
     path = name_or_path if base is None or os.path.isabs(name_or_path) else os.path.join(base, name_or_path)
-    if os.path.exists(path):
+    if os.path.isfile(path):
         with open(path) as f:
             text, default_name, where = f.read(), os.path.splitext(os.path.basename(path))[0], os.path.abspath(path)
     elif name_or_path in shipped():

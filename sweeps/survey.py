@@ -40,9 +40,6 @@ class Catalog:
     others: Dict[str, List[Entry]] = field(default_factory=dict)            # indexed files outside the survey
     foreign: List[str] = field(default_factory=list)                        # Parquet files not written by lksweep
 
-    def tables_of(self, group: str) -> List[str]:
-        return [t for t, held in self.groups.items() if group in held]
-
 
 def expected(rel: str) -> Optional[Dict[str, str]]:
     """The identity a committed file must carry, from its path relative to OUT (None: not a
@@ -69,11 +66,11 @@ def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify
     known, cat_index = index.read(store)
     cat = Catalog(store, index_files=cat_index)
     listed: Dict[str, FileStat] = {}
-    tables = sorted(set(tables))
+    tables, jobs = sorted(set(tables)), sorted(set(jobs))
     for t in tables:
         listed.update(store.scan(store.path(t)))
         cat.groups[t] = {}
-    for j in sorted(set(jobs)):
+    for j in jobs:
         listed.update(store.scan(store.path("_shards", j), recursive=True))
         cat.shards[j] = {}
     to_check = []
@@ -104,7 +101,7 @@ def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify
     return cat
 
 
-def _inside(rel: str, tables: List[str], jobs: Iterable[str]) -> bool:
+def _inside(rel: str, tables: List[str], jobs: List[str]) -> bool:
     head = rel.split("/", 2)
     return head[0] in tables or (head[0] == "_shards" and len(head) > 1 and head[1] in jobs)
 
