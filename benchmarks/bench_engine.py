@@ -18,6 +18,8 @@ the engine's: planning, surveying, packing shards into tasks, committing files, 
    and index, nothing computed (target <= 10 s); and with the index removed (every file
    opened).
 4. plan: planning time and memory of 10^6 discrepancy shards (target < 1 GiB).
+5. model: the discrepancy job's cost model (``shard_cost``, which refuses shards too large or
+   too long before anything starts) against measured shards: time and peak memory.
 """
 import argparse
 import heapq
@@ -267,14 +269,38 @@ def plan(quick: bool) -> None:
     print(f"{int(n):>10,}{float(seconds):>9.1f}{float(peak):>14,.0f}{float(base):>18,.0f}")
 
 
+# ---------------------------------------------------------------------- 5. the cost model
+MEASURE = ("import resource, sys, time, torch; torch.set_num_threads(1); from sweeps.jobs import discrepancy as D; "
+           "cell, k, l, d = sys.argv[1], *map(int, sys.argv[2:]); "
+           "D.compute_shard(D.DrawRange(cell, 'normal', 1, 0, 50, 2, 'float64', 1e-6, 0, 50)); "
+           "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t0 = time.perf_counter(); "
+           "D.compute_shard(D.DrawRange(cell, 'normal', k, 0, d, l, 'float64', 1e-6, 0, d)); "
+           "print(time.perf_counter() - t0, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)")
+
+
+def model(quick: bool) -> None:
+    from sweeps.jobs.discrepancy import shard_cost
+
+    cases = [("vanilla", 8, 400, 1000), ("gru", 32, 200, 500), ("gru", 128, 100, 100), ("vanilla", 512, 100, 50)]
+    print("\n5. The discrepancy cost model against one measured shard (one thread, a fresh process)")
+    print(f"{'cell':<9}{'k':>5}{'l_max':>7}{'draws':>7}{'model s':>9}{'measured s':>12}{'model MiB':>11}{'measured MiB':>14}")
+    for cell, k, l_max, draws in cases[:2] if quick else cases:
+        seconds, peak = subprocess.run([sys.executable, "-c", MEASURE, cell, str(k), str(l_max), str(draws)],
+                                       capture_output=True, text=True, check=True).stdout.split()
+        mem, t = shard_cost(cell, k, l_max, draws)
+        print(f"{cell:<9}{k:>5}{l_max:>7}{draws:>7}{t:>9.2f}{float(seconds):>12.2f}{mem / 2**20:>11.0f}"
+              f"{float(peak) / 2**20:>14.0f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes (a tenth)")
-    p.add_argument("--only", choices=["ray", "simulate", "rerun", "plan"])
+    p.add_argument("--only", choices=["ray", "simulate", "rerun", "plan", "model"])
     a = p.parse_args()
     jobs()
     print(f"Python {sys.version.split()[0]}, pyarrow {pa.__version__}, {os.cpu_count()} CPUs")
-    for name, fn in [("ray", ray_throughput), ("simulate", simulate), ("rerun", rerun), ("plan", plan)]:
+    for name, fn in [("ray", ray_throughput), ("simulate", simulate), ("rerun", rerun), ("plan", plan),
+                     ("model", model)]:
         if a.only in (None, name):
             fn(a.quick)
 

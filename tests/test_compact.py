@@ -57,7 +57,8 @@ def test_compaction_keeps_rows_and_resume(sweep, cli, tmp_path):
     assert len(parquet_files(table)) == 7
     assert cli("compact", out, "--part-mb", 1)[0] == 0
     whole = tmp_path / "whole"
-    assert cli(*BASE, "--seeds", "0-1", "--out", whole)[0] == 0
+    assert cli(*BASE, "--seeds", "0-1", "--out", whole, "--compact")[0] == 0      # compacted when it ends
+    assert len(parquet_files(whole / "discrepancy")) == 1
     for a, b in zip(readers(whole / "discrepancy"), readers(table)):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     code, stdout, err = cli("figures", out)

@@ -126,9 +126,10 @@ class Discrepancy(Job):
 
 def shard_cost(cell: str, k: int, l_max: int, draws: int):
     """(peak bytes, seconds of one core) of a shard of ``draws`` draws, from a model fitted on a
-    2-core machine (benchmarks/bench_discrepancy.py): time draws·l_max·(0.5 µs + 2.5 ns·gates·k²);
+    2-core machine (benchmarks/bench_engine.py checks it): time draws·l_max·(0.5 µs + 2.5 ns·gates·k²);
     memory 4x the parameters of one chunk of draws, 40 bytes per draw of the chunk and step,
-    and 16 MiB. A guide for refusing what cannot fit, within a factor of about 2."""
+    and 16 MiB. A guide for refusing what cannot fit: it errs high (measured: up to 2.5x the
+    time, 1.5x the memory)."""
     c = cells.get_cell(cell)
     per_draw = 8 * sum(int(np.prod(shape)) for shape in c.shapes(n=2, k=k).values())
     chunk = min(draws, BLOCK * max(1, CHUNK_BYTES // (per_draw * BLOCK)))
