@@ -75,7 +75,7 @@ def check_shard(e: SweepCost, large: bool, available: Optional[float], where: st
         raise UsageError(f"refused: one shard ({e.biggest}) needs about {_size(e.shard_bytes)} of memory; "
                          f"{where} has {_size(available)}")
     if e.shard_seconds > MAX_SHARD_HOURS * 3600 and not large:
-        raise UsageError(f"refused: one shard ({e.longest}) would run about {_duration(e.shard_seconds)} on one core "
+        raise UsageError(f"refused: one shard ({e.longest}) would run about {duration(e.shard_seconds)} on one core "
                          f"with no progress shown; lower the shard size (e.g. --shard-size) to split it, or pass "
                          f"--large to run it anyway")
 
@@ -91,7 +91,7 @@ def describe(e: SweepCost, todo_shards: int) -> str:
     """One line: what is left to compute and what it should cost."""
     text = f"{todo_shards:,} of {e.shards:,} shard(s) to compute"
     if e.seconds:
-        text += f", about {_duration(e.seconds * todo_shards / max(e.shards, 1))} of one core"
+        text += f", about {duration(e.seconds * todo_shards / max(e.shards, 1))} of one core"
     if e.shard_bytes:
         text += f"; the largest shard needs about {_size(e.shard_bytes)}"
     return text + (" (estimated)" if e.seconds or e.shard_bytes else "")
@@ -105,7 +105,7 @@ def _size(n: float) -> str:
     return ""
 
 
-def _duration(s: float) -> str:
+def duration(s: float) -> str:
     if s < 120:
         return f"{s:.1f} s"
     if s < 7200:

@@ -40,6 +40,8 @@ TASK_S = 0.5
 MAX_PACK = 2000
 # How often the driver looks for finished tasks when none has finished (seconds).
 POLL_S = 0.5
+# A task running longer than this shows its age beside the progress bar (seconds).
+LONG_TASK_S = 600.0
 
 
 @dataclass
@@ -222,17 +224,18 @@ class Sweep:
             while self.queue or self.merges or in_flight:
                 while (self.queue or self.merges) and len(in_flight) < window:
                     task = self._merge_task(self.merges.popleft()) if self.merges else self._pack(window)
-                    in_flight[ex.submit(get_job(task.job), task)] = task
+                    in_flight[ex.submit(get_job(task.job), task)] = (task, time.monotonic())
                 ready = ex.wait(list(in_flight), POLL_S)
                 if ready:
-                    self._receive(ex, [(in_flight.pop(h), h) for h in ready])
+                    self._receive(ex, [(in_flight.pop(h)[0], h) for h in ready])
                 if time.monotonic() - self.last_segment > index.SEGMENT_S:
                     self._segment()
+                self._show_long_tasks(in_flight)
         except KeyboardInterrupt:
             # Stop submitting; keep whatever already finished.
             try:
                 ready = ex.wait(list(in_flight), 0)
-                self._receive(ex, [(in_flight.pop(h), h) for h in ready])
+                self._receive(ex, [(in_flight.pop(h)[0], h) for h in ready])
             except Exception:  # noqa: BLE001 - the interrupt is what we report
                 pass
             self.bar.close()
@@ -241,6 +244,17 @@ class Sweep:
             raise
         finally:
             self.bar.close()
+
+    def _show_long_tasks(self, in_flight: Dict) -> None:
+        """A task running longer than LONG_TASK_S shows its age beside the bar (against the
+        job's estimate of its longest shard, when there is one), so a long sweep never looks
+        stuck."""
+        if not in_flight:
+            return
+        age = time.monotonic() - min(t for _, t in in_flight.values())
+        if age > LONG_TASK_S:
+            of = f" of about {cost.duration(self.spec.cost.shard_seconds)} estimated" if self.spec.cost.shard_seconds else ""
+            self.bar.set_postfix_str(f"a task has run {cost.duration(age)}{of}")
 
     def _pack(self, window: int) -> Task:
         """The next task: batches from the queue (of one job) worth about TASK_S seconds, and
