@@ -1,6 +1,9 @@
 """The engine's own costs, printed as tables (run on demand):
 
-    python benchmarks/bench_engine.py [--quick] [--only ray|simulate|rerun|plan]
+    python benchmarks/bench_engine.py [--quick] [--only ray|simulate|rerun|plan|model]
+
+Temporary directories go under $BENCH_DIR when it is set (BENCH_DIR=/dev/shm takes the disk
+out of the numbers; the default, the system's temporary directory, keeps it in).
 
 Shards of negligible compute (a job that returns one row per shard), so that every number is
 the engine's: planning, surveying, packing shards into tasks, committing files, the index.
@@ -163,6 +166,7 @@ class Simulated:
         self.console = sys.stderr
         self._due: Dict[int, tuple] = {}
         self._free: List[float] = []      # when each busy worker is free again
+        self._order: List[tuple] = []     # (due, handle) of the tasks not returned yet
         self._next = 0
         self._template = None
 
@@ -178,17 +182,18 @@ class Simulated:
         free = heapq.heappop(self._free) if len(self._free) >= self.capacity else now
         due = max(free, now) + self.latency + self.per_shard * task.size
         heapq.heappush(self._free, due)
+        heapq.heappush(self._order, (due, self._next))
         self._due[self._next] = (due, (job, task))
         return self._next
 
     def wait(self, handles, timeout):
-        now = time.perf_counter()
-        ready = [h for h in handles if self._due[h][0] <= now]
-        if not ready and handles:
-            soonest = min(self._due[h][0] for h in handles)
-            time.sleep(max(0.0, min(timeout, soonest - now)))
-            now = time.perf_counter()
-            ready = [h for h in handles if self._due[h][0] <= now]
+        """The tasks due by now (all in flight are ``handles``), after sleeping up to ``timeout``
+        for the first."""
+        if self._order and self._order[0][0] > time.perf_counter():
+            time.sleep(max(0.0, min(timeout, self._order[0][0] - time.perf_counter())))
+        now, ready = time.perf_counter(), []
+        while self._order and self._order[0][0] <= now:
+            ready.append(heapq.heappop(self._order)[1])
         return ready
 
     def result(self, handle, groups):

@@ -16,7 +16,8 @@ files deleted: a reader listing the table in between may see a group twice, whic
 own readers drop (``analysis.tables``) and the next launch or compaction deletes.
 
 After compaction a damaged part is set aside and its groups computed again from scratch
-(their shards are gone).
+(their shards are gone). Compaction holds one table's rows in memory at a time, as a pandas
+reader of that table would.
 """
 import ctypes
 import os

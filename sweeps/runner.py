@@ -40,6 +40,9 @@ TASK_S = 0.5
 MAX_PACK = 2000
 # How often the driver looks for finished tasks when none has finished (seconds).
 POLL_S = 0.5
+# What finished is committed as one batch at most this often (seconds): at thousands of tasks
+# a second, one sync per finished task would be the bottleneck.
+COMMIT_S = 0.1
 # A task running longer than this shows its age beside the progress bar (seconds).
 LONG_TASK_S = 600.0
 
@@ -220,22 +223,26 @@ class Sweep:
         self.bar = tqdm(total=self.queued, unit="shard", desc=self.spec.name, file=console,
                         dynamic_ncols=True, smoothing=0.1, mininterval=0.5, disable=getattr(ex, "quiet", False))
         in_flight: Dict = {}
+        got: List[Tuple[Task, object]] = []        # finished, not committed yet
+        last_commit = time.monotonic()
         try:
-            while self.queue or self.merges or in_flight:
+            while self.queue or self.merges or in_flight or got:
                 while (self.queue or self.merges) and len(in_flight) < window:
                     task = self._merge_task(self.merges.popleft()) if self.merges else self._pack(window)
                     in_flight[ex.submit(get_job(task.job), task)] = (task, time.monotonic())
-                ready = ex.wait(list(in_flight), POLL_S)
-                if ready:
-                    self._receive(ex, [(in_flight.pop(h)[0], h) for h in ready])
+                wait = POLL_S if not got else max(0.0, COMMIT_S - (time.monotonic() - last_commit))
+                got += [(in_flight.pop(h)[0], h) for h in ex.wait(list(in_flight), wait)]
+                if got and (time.monotonic() - last_commit >= COMMIT_S or not in_flight):
+                    self._receive(ex, got)
+                    got, last_commit = [], time.monotonic()
                 if time.monotonic() - self.last_segment > index.SEGMENT_S:
                     self._segment()
                 self._show_long_tasks(in_flight)
         except KeyboardInterrupt:
             # Stop submitting; keep whatever already finished.
             try:
-                ready = ex.wait(list(in_flight), 0)
-                self._receive(ex, [(in_flight.pop(h)[0], h) for h in ready])
+                got += [(in_flight.pop(h)[0], h) for h in ex.wait(list(in_flight), 0)]
+                self._receive(ex, got)
             except Exception:  # noqa: BLE001 - the interrupt is what we report
                 pass
             self.bar.close()

@@ -31,7 +31,9 @@ class Spec:
 
     @property
     def hash(self) -> str:
-        return content_hash(self.to_dict(meta=False))
+        if "_hash" not in self.__dict__:
+            object.__setattr__(self, "_hash", content_hash(self.to_dict(meta=False)))
+        return self.__dict__["_hash"]
 
     def groups(self) -> List[Group]:
         """Every planned group, once, in spec order (planned once, then kept). UsageError when

@@ -17,10 +17,10 @@ from sweeps.jobs.training import checkpoint
 
 from . import launcher
 
-# Two groups of two shards; one worker, so each group's shards run in two tasks and both are
-# kept as shard files (the progress a table is rebuilt from).
-SWEEP = ["discrepancy", "--cells", "vanilla", "--l-max", 30, "--k", "2,3", "--draws", 100, "--shard-size", 50,
-         "--max-workers", 1]
+# Two groups of two shards on the session's 2 CPUs: the first four tasks are sent before any
+# has finished, with one shard each (nothing measured yet), so each group's shards run in two
+# tasks and are kept as shard files (the progress a table is rebuilt from).
+SWEEP = ["discrepancy", "--cells", "vanilla", "--l-max", 30, "--k", "2,3", "--draws", 100, "--shard-size", 50]
 TABLE = "vanilla-normal-k{}-seed0.parquet"
 
 
