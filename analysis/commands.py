@@ -1,35 +1,43 @@
-"""``lksweep figures DIR`` and ``lksweep report DIR`` (the CLI calls these; no Ray here)."""
-import os
+"""``lksweep figures DIR`` and ``lksweep report DIR`` (the CLI calls these; no Ray here). DIR is
+a path or a URI (``s3://...``); figures and the report are written back into DIR, or into the
+local directory ``to``."""
 import sys
+from typing import Optional
+
+from sweeps.errors import UsageError
+from sweeps.store import Store
 
 from .tables import Corrupt, NoData
 
 
 def check_dir(out: str) -> None:
-    if not os.path.isdir(out):
-        raise NoData(f"DIR: {out} is not a directory")
+    try:
+        Store(out).check_readable()
+    except UsageError as e:
+        raise NoData(str(e)) from None
 
 
-def figures(out: str, file=None):
-    """Write DIR/figures/*.png|pdf, print one line per figure written or skipped."""
+def figures(out: str, to: Optional[str] = None, file=None):
+    """Write figures/*.png|pdf (into DIR or ``to``), print one line per figure written or skipped."""
     file = file or sys.stdout
-    from .figures import write_figures
+    from .figures import destination, write_figures
     check_dir(out)
-    results = write_figures(out)
+    results = write_figures(out, to=to)
     for r in results:
         print(f"  {r.png}" if r.png else f"  {r.note}", file=file)
     n = sum(1 for r in results if r.png)
-    print(f"{n} figure(s) written to {os.path.join(out, 'figures')} (PNG and PDF)", file=file)
+    dest = destination(out, to)
+    print(f"{n} figure(s) written to {dest.display(dest.path('figures'))} (PNG and PDF)", file=file)
     return results
 
 
-def report(out: str, file=None) -> str:
-    """Figures, then DIR/report.html; the last line printed says where the report is."""
+def report(out: str, to: Optional[str] = None, file=None) -> str:
+    """Figures, then report.html; the last line printed says where the report is."""
     file = file or sys.stdout
     from .report import write_report
-    results = figures(out, file)
-    path = write_report(out, results)
-    print(f"Report: {os.path.abspath(path)}", file=file)
+    results = figures(out, to, file)
+    path = write_report(out, results, to)
+    print(f"Report: {path}", file=file)
     return path
 
 

@@ -22,13 +22,16 @@ class Skip(Exception):
 
 
 class Tables:
-    """Lazy, cached access to DIR's tables for the figure builders."""
+    """Lazy, cached access to DIR's tables for the figure builders; ``used`` collects the
+    tables asked for (the report marks what a section read while it was being written)."""
 
     def __init__(self, out: str):
         self.out = out
         self._cache: Dict[str, object] = {}
+        self.used: set = set()
 
     def get(self, table: str):
+        self.used.add(table)
         if table not in self._cache:
             try:
                 self._cache[table] = load(self.out, table)

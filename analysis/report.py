@@ -9,20 +9,22 @@ figure appears under the claims or the section it names when it registers
 import base64
 import datetime
 import json
-import os
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import jinja2
 import pandas as pd
-import pyarrow.fs as pafs
 
-from sweeps.store import atomic_write
+from sweeps.store import Store
 
 from . import claims as C
 from . import origin, sec_training  # noqa: F401  (they register their sections)
-from .figures import FIGURES, Result, write_figures
+from .figures import FIGURES, Result, destination, write_figures
 from .registry import SECTIONS, Skip, Tables
 from .tables import NoData, available, provenance
+
+# The tables each claim's rule reads (analysis.claims.judge): a verdict drawn while one of them
+# is still being written says "partial: N of M groups" beside it.
+CLAIM_TABLES = {1: ("runs",), 2: ("runs",), 3: ("gradients",), 4: ("memory",)}
 
 COLORS = {C.SUPPORTED: "#1b7f3b", C.NOT_SUPPORTED: "#b3261e", C.INCONCLUSIVE: "#a86b00", C.NOT_MEASURED: "#666"}
 TEMPLATE = jinja2.Environment(loader=jinja2.PackageLoader("analysis", "templates"),
@@ -39,6 +41,7 @@ th{background:#f3f3f3} td.l,th.l{text-align:left}
 figure{margin:1.2em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:.85em;color:#444}
 pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:.8em;max-height:22em}
 .note{color:#666;font-size:.85em}
+.partial{color:#a86b00;font-size:.85em;font-weight:600;margin-left:.4em}
 """
 
 
@@ -55,8 +58,7 @@ def figure_entry(r: Result, shown: set) -> Dict:
     """A figure for the page: embedded the first time, a link to it after."""
     entry = {"name": r.name, "title": r.title, "note": r.note, "ref": r.name in shown and bool(r.png), "data": ""}
     if r.png and not entry["ref"]:
-        with open(r.png, "rb") as f:
-            entry["data"] = base64.b64encode(f.read()).decode()
+        entry["data"] = base64.b64encode(r.png_bytes).decode()
     shown.add(r.name)
     return entry
 
@@ -78,14 +80,20 @@ def data_checks(out: str) -> List[str]:
 
 
 
+def partial_note(partial: Dict[str, tuple], tables: Iterable[str]) -> str:
+    """ "partial: N of M <table> groups" for the tables read that are not complete yet."""
+    return "; ".join(f"partial: {partial[t][0]} of {partial[t][1]} {t} groups" for t in sorted(set(tables)) if t in partial)
+
+
 def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
     """Everything the template shows."""
     prov = provenance(out)
     by_name = {r.name: r for r in results}
     shown: set = set()
 
-    def finding(f: C.Finding) -> Dict:
-        return {"scope": f.scope, "verdict": f.verdict, "summary": f.summary, "table": frame(f.table)}
+    def finding(f: C.Finding, partial: str = "") -> Dict:
+        return {"scope": f.scope, "verdict": f.verdict, "summary": f.summary, "table": frame(f.table),
+                "partial": partial if f.verdict != C.NOT_MEASURED else ""}
 
     def figures_where(placed_here) -> List[Dict]:
         return [figure_entry(by_name[f.name], shown) for f in FIGURES if placed_here(f) and f.name in by_name]
@@ -94,22 +102,26 @@ def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
     for c in claims:
         missing = [C.Finding("—", C.NOT_MEASURED, "the tables this claim needs are missing.")]
         figures = figures_where(lambda f, n=c.number: n in f.claims)
+        partial = partial_note(prov["partial"], CLAIM_TABLES.get(c.number, ()))
         page_claims.append({"number": c.number, "statement": c.statement, "rule": c.rule,
-                            "findings": [finding(f) for f in c.findings],
-                            "glance": [finding(f) for f in (c.findings or missing)], "figures": figures})
+                            "findings": [finding(f, partial) for f in c.findings],
+                            "glance": [finding(f, partial) for f in (c.findings or missing)], "figures": figures})
     sections, tables = [], Tables(out)
     for sd in SECTIONS:
+        tables.used.clear()
         try:
             built = sd.build(tables)
         except Skip:
             continue
+        partial = partial_note(prov["partial"], tables.used)
         sections.append({"id": sd.id, "title": sd.title, "paragraphs": built.paragraphs,
-                         "findings": [finding(f) for f in built.findings],
+                         "findings": [finding(f, partial) for f in built.findings],
                          "tables": [frame(t) for t in built.tables],
                          "figures": figures_where(lambda f, i=sd.id: f.section == i)})
     planned = prov["planned"]
+    store = Store(out)
     return {
-        "name": os.path.basename(os.path.abspath(out)), "out": os.path.abspath(out), "css": CSS, "colors": COLORS,
+        "name": store.root.rsplit("/", 1)[-1], "out": store.display(), "css": CSS, "colors": COLORS,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"), "tables": available(out),
         "claims": page_claims, "data_checks": data_checks(out), "sections": sections,
         "other_figures": [figure_entry(r, shown) for r in results if r.name not in shown],
@@ -125,12 +137,14 @@ def render(out: str, results: List[Result], claims: List[C.Claim]) -> str:
     return TEMPLATE.render(**context(out, results, claims))
 
 
-def write_report(out: str, results: Optional[List[Result]] = None) -> str:
-    """Write ``DIR/report.html`` (drawing the figures first unless given); returns its path."""
+def write_report(out: str, results: Optional[List[Result]] = None, to: Optional[str] = None) -> str:
+    """Write ``report.html`` into DIR (or the local directory ``to``), drawing the figures
+    first unless given; returns where it is, as the user types it."""
     if not available(out):
-        raise NoData(f"DIR: {out} holds no lksweep table (expected e.g. {out}/discrepancy/*.parquet)")
+        raise NoData(f"DIR: {Store(out).display()} holds no lksweep table (expected e.g. DIR/discrepancy/*.parquet)")
     if results is None:
-        results = write_figures(out)
-    path = os.path.join(os.path.abspath(out), "report.html")
-    atomic_write(pafs.LocalFileSystem(), path, render(out, results, C.judge(out)).encode())
-    return path
+        results = write_figures(out, to=to)
+    dest = destination(out, to)
+    path = dest.path("report.html")
+    dest.write_bytes(path, render(out, results, C.judge(out)).encode())
+    return dest.display(path)

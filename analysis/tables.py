@@ -1,6 +1,7 @@
 """Reading an output directory's Parquet tables, and the intervals the analysis reports.
 
-``load(DIR, table, **filters)`` returns a pandas DataFrame; a filter value that is a list,
+``load(DIR, table, **filters)`` returns a pandas DataFrame (DIR: a path or a URI such as
+``s3://bucket/prefix``, read through pyarrow's filesystems); a filter value that is a list,
 tuple, set or range keeps rows whose column is in it, any other value keeps rows equal to
 it::
 
@@ -25,14 +26,16 @@ No SciPy: the Student-t quantile is computed here (:func:`t_quantile`) from the 
 form of the t CDF for integer degrees of freedom, inverted by bisection.
 """
 import math
-import os
-from typing import Dict, Iterable, List, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sweeps.fileformat import Damaged, decode
 from sweeps.store import Store
+from sweeps.survey import expected, survey
 
 TABLES = ("discrepancy", "runs", "epochs", "gradients", "probes")
 
@@ -42,24 +45,21 @@ class NoData(ValueError):
 
 
 # ---------------------------------------------------------------------- reading
-def table_dir(out: str, table: str) -> str:
-    return os.path.join(out, table)
+class Corrupt(ValueError):
+    """A committed table file that cannot be trusted (truncated, altered, or another file put
+    in its place): an error naming it, never a figure quietly drawn from it."""
 
 
 def table_files(out: str, table: str) -> List[str]:
     """Committed Parquet files of ``table`` (names starting with '.' or '_' are not committed)."""
-    d = table_dir(out, table)
-    if not os.path.isdir(d):
-        return []
-    return sorted(os.path.join(d, f) for f in os.listdir(d)
-                  if f.endswith(".parquet") and not f.startswith((".", "_")))
+    store = Store(out)
+    return [store.path(table, name) for name in store.list_files(store.path(table))]
 
 
 def available(out: str) -> List[str]:
     """Names of the tables ``out`` holds at least one committed file of."""
-    if not os.path.isdir(out):
-        return []
-    return sorted(t for t in os.listdir(out) if not t.startswith((".", "_")) and table_files(out, t))
+    store = Store(out)
+    return [t for t in store.list_dirs(store.root) if not t.startswith((".", "_")) and store.list_files(store.path(t))]
 
 
 def has(out: str, table: str) -> bool:
@@ -67,16 +67,35 @@ def has(out: str, table: str) -> bool:
 
 
 def load(out: str, table: str, **filters) -> pd.DataFrame:
-    """Table ``table`` of output directory ``out`` as a DataFrame, filtered by column values.
+    """Table ``table`` of output directory ``out`` (a path or a URI) as a DataFrame, filtered
+    by column values. Every file is checked as it is read (its digest, and that it holds the
+    groups its name says: ``sweeps.fileformat``); a group held by two files (a compaction
+    interrupted on an object store) is read once.
 
-    Raises :class:`NoData` when the table has no committed file, or a filter names a
-    column the table does not have.
+    Raises :class:`NoData` when the table has no committed file or a filter names a column the
+    table does not have; :class:`Corrupt` when a file is damaged.
     """
-    files = table_files(out, table)
-    if not files:
+    store = Store(out)
+    names = store.list_files(store.path(table))
+    if not names:
         held = available(out)
-        raise NoData(f"{out} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
-    df = pd.concat([_read(f) for f in files], ignore_index=True)
+        raise NoData(f"{store.display()} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
+    # parts first: a group also found in its own file is the redundant copy
+    names.sort(key=lambda n: (not n.startswith("part-"), n))
+    with ThreadPoolExecutor(READERS) as pool:
+        read = list(pool.map(lambda n: _read(store, table, n), names))
+    seen, pieces = set(), []
+    for t, groups in read:
+        if not groups:
+            pieces.append(t)
+            continue
+        start = 0
+        for group, rows in groups:
+            if group not in seen:
+                seen.add(group)
+                pieces.append(t.slice(start, rows))
+            start += rows
+    df = _frame(pieces)
     for col, want in filters.items():
         if col not in df.columns:
             raise NoData(f"{table}: no column {col!r} to filter on; columns: {', '.join(df.columns)}")
@@ -87,21 +106,35 @@ def load(out: str, table: str, **filters) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-class Corrupt(ValueError):
-    """A committed table file that cannot be read: an error, never a figure quietly skipped."""
+READERS = 8
 
 
-def _read(path: str) -> pd.DataFrame:
+def _read(store: Store, table: str, name: str):
+    """(table, [(group, rows)]) of one file, checked; [] groups for a file lksweep did not write."""
+    rel = f"{table}/{name}"
+    data = store.read_bytes(store.path(rel))
     try:
-        return pd.read_parquet(path)
-    except (OSError, pa.ArrowException) as e:
-        raise Corrupt(f"{path} is truncated or corrupt ({str(e).splitlines()[0]}); run the sweep's command "
-                      f"again to recompute it") from None
+        t, meta = decode(data if data is not None else b"", expected(rel), require_digest=False)
+    except Damaged as e:
+        raise Corrupt(f"{store.display(store.path(rel))} is damaged: {e}; run the sweep's command again with "
+                      f"--verify to recompute it") from None
+    if not meta:
+        return t, []
+    if meta["kind"] == "part":
+        return t, [(g["group"], g["rows"]) for g in meta["groups"]]
+    return t, [(meta["group"], t.num_rows)]
 
 
-def provenance(out: str) -> Dict:
-    """What the report lists about ``out``: sweep specs, package versions, committed groups and
-    the groups the recorded sweeps plan per table (read from their records, not re-planned)."""
+def _frame(pieces: List[pa.Table]) -> pd.DataFrame:
+    try:
+        return pa.concat_tables([p.replace_schema_metadata(None) for p in pieces],
+                                promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.concat([p.to_pandas() for p in pieces], ignore_index=True)
+
+
+def planned_groups(out: str) -> Tuple[List[Dict], Dict[str, set]]:
+    """(the sweep records of ``out``, the groups they plan per table), from OUT/_sweeps/."""
     store = Store(out)
     sweeps, planned = [], {}
     for name in store.list_files(store.path("_sweeps"), suffix=".json"):
@@ -112,15 +145,29 @@ def provenance(out: str) -> Dict:
         for job in (rec.get("planned") or {}).values():
             for table in job["tables"]:
                 planned.setdefault(table, set()).update(job["groups"])
+    return sweeps, planned
+
+
+def provenance(out: str) -> Dict:
+    """What the report lists about ``out``: sweep specs, package versions, committed groups and
+    the groups the recorded sweeps plan per table (read from their records, not re-planned).
+    Committed groups come from the listing and the index (``sweeps.survey``)."""
+    store = Store(out)
+    sweeps, planned = planned_groups(out)
+    tables = available(out)
+    cat = survey(store, tables, strict=False)
     groups, versions = {}, {}
-    for t in available(out):
-        files = table_files(out, t)
-        groups[t] = len(files)
-        for f in files:
-            v = store.read_meta(f).get("version", "unknown")
-            versions[v] = versions.get(v, 0) + 1
+    for t in tables:
+        held = cat.groups.get(t, {})
+        foreign = [p for p in cat.foreign if store.rel(p).split("/")[0] == t]
+        groups[t] = len(held) + len(foreign)
+        for e in held.values():
+            versions[e.version] = versions.get(e.version, 0) + 1
+        if foreign:
+            versions["unknown"] = versions.get("unknown", 0) + len(foreign)
     return {"sweeps": sweeps, "groups": groups, "versions": versions,
-            "planned": {t: len(names) for t, names in planned.items()}}
+            "planned": {t: len(names) for t, names in planned.items()},
+            "partial": {t: (groups.get(t, 0), len(names)) for t, names in planned.items() if groups.get(t, 0) < len(names)}}
 
 
 # ---------------------------------------------------------------------- intervals

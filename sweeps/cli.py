@@ -6,9 +6,10 @@ import sys
 from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import __version__, contract, runner
+from . import __version__, contract, cost, runner
+from . import compact as compaction
 from . import spec as specs
-from .cluster import resolve_address
+from .cluster import interrupts, resolve_address
 from .errors import SweepError, UsageError
 from .job import jobs
 from .settings import add_flags, from_flags
@@ -41,6 +42,11 @@ def _launch_options(p: argparse.ArgumentParser, out_required: bool) -> None:
                    "(a local instance gets this many CPUs); default: every CPU")
     p.add_argument("--overwrite", action="store_true",
                    help="replace groups that already exist in --out with other settings")
+    p.add_argument("--verify", action="store_true", help="read and check every committed file, not only those "
+                   "whose size or modification time changed since they were committed")
+    p.add_argument("--compact", action="store_true", help="compact the tables when the sweep ends (lksweep compact)")
+    p.add_argument("--large", action="store_true", help=f"run a sweep of more than {cost.MAX_SHARDS:,} shards, or "
+                   f"whose longest shard is estimated above {cost.MAX_SHARD_HOURS:g} h")
 
 
 def build_parser() -> Tuple[Parser, Dict[str, Callable]]:
@@ -62,18 +68,26 @@ def build_parser() -> Tuple[Parser, Dict[str, Callable]]:
     r = sub.add_parser("run", help="run a YAML sweep spec or a shipped one (" + ", ".join(specs.shipped()) + ")")
     r.add_argument("spec", metavar="SPEC")
     _launch_options(r, out_required=False)
-    handlers["run"] = lambda a, argv: launch(specs.load(a.spec), a, argv)
+    handlers["run"] = lambda a, argv: launch(specs.load(a.spec, a.large), a, argv)
 
     s = sub.add_parser("status", help="shards done and pending per table in an output directory")
-    s.add_argument("out", metavar="DIR")
+    s.add_argument("out", metavar="DIR", help="an output directory or URI (s3://..., file://...)")
     handlers["status"] = lambda a, argv: status(a)
 
+    c = sub.add_parser("compact", help="rewrite DIR's tables into a few large Parquet files; drop the shards "
+                       "of committed groups")
+    c.add_argument("out", metavar="DIR", help="an output directory or URI (s3://..., file://...)")
+    c.add_argument("--part-mb", type=_positive("--part-mb"), default=compaction.PART_MB,
+                   help=f"largest part, MiB of table data (default {compaction.PART_MB})")
+    handlers["compact"] = lambda a, argv: compact(Store(a.out), a.part_mb)
+
     f = sub.add_parser("figures", help="draw the paper's figures (and more) from DIR's tables into DIR/figures/")
-    f.add_argument("out", metavar="DIR")
     rp = sub.add_parser("report", help="write DIR/report.html: the paper's claims against DIR's tables")
-    rp.add_argument("out", metavar="DIR")
+    for p in (f, rp):
+        p.add_argument("out", metavar="DIR", help="an output directory or URI (s3://..., file://...)")
+        p.add_argument("--to", help="write there (a local directory) instead of into DIR")
     for name in ("figures", "report"):
-        handlers[name] = lambda a, argv: analysis_command(a.command, a.out)
+        handlers[name] = lambda a, argv: analysis_command(a.command, a.out, a.to)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of sweep specs (or, with --tables, every table's columns)")
     sc.add_argument("--tables", action="store_true", help="the columns of every table, documented, as Markdown")
@@ -82,34 +96,46 @@ def build_parser() -> Tuple[Parser, Dict[str, Callable]]:
 
 
 def _launch_job(job, a, argv: List[str]) -> int:
-    return launch(specs.from_options(job.name, from_flags(a, job.options)), a, argv)
+    return launch(specs.from_options(job.name, from_flags(a, job.options), a.large), a, argv)
 
 
 def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
     address = resolve_address(a.address)
     store = Store(a.out or f"results/{sweep.name}")
+    cost.check_shard(sweep.cost, a.large, cost.machine_memory() if address is None else None, "this machine")
     store.check_writable()
     command = "lksweep " + " ".join(shlex.quote(x) for x in argv)
     if not a.out:
         command += f" --out {shlex.quote(store.display())}"
-    summary = runner.run(sweep, store, address=address, max_workers=a.max_workers, overwrite=a.overwrite,
-                         resume_hint=command)
-    runner.print_summary(summary)
-    print(f"Resume or extend: {command}")
-    if sweep.report:
-        if not store.is_local:
-            print("No report: figures and report need a local --out; copy the tables and run "
-                  "`lksweep report DIR`")
-        else:
-            analysis_command("report", store.root)
+    with interrupts():
+        summary = runner.run(sweep, store, address=address, max_workers=a.max_workers, overwrite=a.overwrite,
+                             resume_hint=command, verify=a.verify)
+        runner.print_summary(summary)
+        print(f"Resume or extend: {command}")
+        if a.compact:
+            compact(store)
+        if sweep.report:
+            analysis_command("report", store.uri)
     return 0
 
 
-def analysis_command(command: str, out: str) -> int:
+def compact(store: Store, part_mb: float = compaction.PART_MB) -> int:
+    store.check_readable()
+    done = compaction.compact(store, part_mb)
+    for line in done.damaged:
+        print(f"lksweep: damaged, set aside (its groups will be computed again): {line}", file=sys.stderr)
+    for table, (before, after, groups) in sorted(done.tables.items()):
+        print(f"  {table}: {before} file(s) -> {after} part(s), {groups} group(s)")
+    print(f"Compacted {store.display()}: {len(done.tables)} table(s); {done.shards_removed} shard file(s) of "
+          f"committed groups removed")
+    return 0
+
+
+def analysis_command(command: str, out: str, to: Optional[str] = None) -> int:
     """``figures`` / ``report``: the analysis package (pandas and matplotlib, no Ray)."""
     from analysis import commands
     try:
-        getattr(commands, command)(out)
+        getattr(commands, command)(out, to)
     except commands.NoData as e:
         raise UsageError(str(e)) from None
     except commands.Corrupt as e:
@@ -145,8 +171,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"lksweep: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; files committed "
               f"so far are intact, run the same command again to resume", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:   # sweeps.cluster.Interrupted for SIGTERM: 143
+        return getattr(e, "exit_code", 130)
 
 
 if __name__ == "__main__":

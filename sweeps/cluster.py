@@ -1,12 +1,21 @@
-"""Connecting to Ray: a fresh local instance, or an existing cluster checked first."""
+"""Connecting to Ray: a fresh local instance, or an existing cluster checked first; and the
+executor the runner submits its tasks to."""
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
-from typing import Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import SweepError, UsageError
+from .job import Job
+from .task import Output, Task, run
+
+# What a Ray server (GCS or Ray Client, both gRPC) answers to an HTTP/2 connection preface:
+# a SETTINGS frame. Anything else that listens on the port is not Ray.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+PROBE_S = 2.0
 
 
 def resolve_address(address: Optional[str]) -> Optional[str]:
@@ -23,12 +32,30 @@ def resolve_address(address: Optional[str]) -> Optional[str]:
     host, sep, port = hostport.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise UsageError(f"{source}: expected HOST:PORT (e.g. 127.0.0.1:6379) or ray://HOST:PORT, got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=1.0).close()
-    except OSError as e:
-        raise UsageError(f"{source}: no Ray cluster answers at {hostport} ({e.strerror or e}); start one with "
-                         f"`ray start --head` or `ray up cluster.yaml`, or omit {source} for a local instance") from None
+    why = _not_ray(host, int(port))
+    if why:
+        raise UsageError(f"{source}: no Ray cluster answers at {hostport} ({why}); start one with "
+                         f"`ray start --head` or `ray up cluster.yaml`, or omit {source} for a local instance")
     return address
+
+
+def _not_ray(host: str, port: int) -> str:
+    """Why nothing Ray-like answers at host:port within PROBE_S seconds ("" when it does)."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_S) as s:
+            s.settimeout(PROBE_S)
+            s.sendall(HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = s.recv(9 - len(head))
+                if not chunk:
+                    return "something listens there but closed the connection: not a Ray server"
+                head += chunk
+    except TimeoutError:
+        return f"something listens there but did not answer as Ray does within {PROBE_S:g} s"
+    except OSError as e:
+        return e.strerror or str(e)
+    return "" if head[3] == 4 else "something listens there but does not speak Ray's protocol (gRPC)"
 
 
 def _running_cluster(source: str) -> str:
@@ -90,3 +117,83 @@ def start_ray(address: Optional[str], num_cpus: Optional[int]):
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
         raise SweepError(f"could not {where}: {str(e).strip().splitlines()[0]}") from None
     return ray, True
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (what `ray job stop` and schedulers send): stop submitting, keep what
+    finished, say how to resume. ``exit_code`` is 128 + the signal's number."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+@contextlib.contextmanager
+def interrupts():
+    """SIGINT and SIGTERM raise :class:`Interrupted` inside this block (Ray's own SIGTERM
+    handler aborts the process); handlers are restored after. Call again after ray.init."""
+    def raise_(signum, frame):
+        raise Interrupted(signum)
+
+    saved = {sig: signal.signal(sig, raise_) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+class RayExecutor:
+    """Runs :class:`sweeps.task.Task` s as Ray tasks (``with`` starts or joins Ray and stops
+    what it started). ``capacity``: tasks that run at once; ``node_memory``: the largest
+    node's memory in bytes."""
+
+    def __init__(self, address: Optional[str], max_workers: Optional[int], log_path: str):
+        self.address, self.max_workers, self.log_path = address, max_workers, log_path
+        self._jobs: Dict[str, Any] = {}
+
+    def __enter__(self):
+        self._console = console_to(self.log_path)
+        self.console = self._console.__enter__()
+        try:
+            self.ray, self._started = start_ray(self.address, self.max_workers if self.address is None else None)
+            self._interrupts = interrupts()
+            self._interrupts.__enter__()
+            self._remote = self.ray.remote(run).options(num_cpus=1, max_retries=3)
+            cpus = int(self.ray.cluster_resources().get("CPU", 1))
+            self.capacity = self.max_workers or cpus
+            self.node_memory = max((n.get("Resources", {}).get("memory", 0) for n in self.ray.nodes() if n.get("Alive")),
+                                   default=0) or None
+        except BaseException:
+            self._console.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._interrupts.__exit__(*exc)
+            if self._started:
+                self.ray.shutdown()
+        finally:
+            self._console.__exit__(*exc)
+        return False
+
+    def submit(self, job: Job, task: Task):
+        if job.name not in self._jobs:
+            self._jobs[job.name] = self.ray.put(job)
+        return self._remote.remote(self._jobs[job.name], task)
+
+    def wait(self, handles: List, timeout: float) -> List:
+        if not handles:
+            return []
+        ready, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self.ray.wait(handles, num_returns=len(handles), timeout=0)
+        return ready
+
+    def result(self, handle, groups: List[str]) -> Tuple[List[Output], float]:
+        try:
+            return self.ray.get(handle)
+        except self.ray.exceptions.RayError as e:
+            names = ", ".join(sorted(set(groups))[:5]) + (" ..." if len(set(groups)) > 5 else "")
+            raise SweepError(f"a task of group(s) {names} failed: {str(e).strip().splitlines()[-1]}") from e

@@ -6,7 +6,7 @@ of shards (:mod:`sweeps.plan`); the engine computes the shards as Ray tasks, com
 and asks the job to merge a group's shards into rows of its tables::
 
     spec block --parse--> Settings --plan--> [Group of Shards] --compute (Ray)--> shard tables
-        --finalize (driver)--> {table: rows of one group}
+        --finalize--> {table: rows of one group}
 
 A new job is one module or package under ``sweeps/jobs/`` that subclasses :class:`Job` and
 decorates it with :func:`register_job`; the spec, the CLI (a command with one flag per
@@ -22,6 +22,18 @@ import pyarrow as pa
 from .errors import UsageError
 from .plan import Group, Shard
 from .settings import Option, Settings, settings_class
+
+
+@dataclass
+class Estimate:
+    """What one block of settings costs, told from the settings alone (before planning)."""
+
+    groups: int
+    shards: int
+    shard_bytes: Optional[float] = None      # peak memory of its largest shard, bytes
+    shard_seconds: Optional[float] = None    # one core's time for its longest shard
+    seconds: Optional[float] = None          # one core's time for all its shards
+    largest: str = ""                        # which shard that is, in words ("gru, k=256")
 
 
 @dataclass
@@ -68,8 +80,23 @@ class Job:
         raise NotImplementedError
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-        """Runs on the driver: a group's shard tables (in plan order) as rows of each table."""
+        """A group's shard tables (in plan order) as rows of each table. Runs on the worker
+        that computed the group's last shards, or on the driver when they were computed in
+        several tasks."""
         raise NotImplementedError
+
+    def estimate(self, settings: Settings) -> Estimate:
+        """What a block costs, before anything is planned or started (``sweeps.spec`` refuses
+        a sweep too large to plan or whose shards cannot fit). Default: plan the block and
+        count; a job whose blocks can be huge (a range of 10^12 draws) says it from its
+        settings, and adds the memory and time of its largest shard when it can tell."""
+        groups = self.plan(settings)
+        return Estimate(len(groups), sum(len(g.shards) for g in groups))
+
+    def check_checkpoint(self, state: bytes) -> None:
+        """Raise ValueError when ``state`` is not a checkpoint this job can resume from; the
+        driver calls it before sending a shard with its checkpoint, and starts the shard over
+        (naming and setting the file aside) when it raises. Default: accept."""
 
     def commands(self) -> Dict[str, Tuple[str, Callable, Callable]]:
         """Extra CLI commands: name -> (help, add_arguments(parser), run(args) -> exit code)."""
@@ -104,8 +131,3 @@ def get_job(name: str) -> Job:
         return jobs()[name]
     except KeyError:
         raise UsageError(f"unknown job {name!r}; known jobs: {', '.join(sorted(jobs()))}") from None
-
-
-def compute(job: str, params: Sequence[Any], states: Sequence[Optional[bytes]]) -> List[Any]:
-    """What a Ray task runs: the job's compute over a batch of shards."""
-    return get_job(job).compute(params, states)

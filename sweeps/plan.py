@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 
 def content_hash(obj: Any, length: int = 16) -> str:
@@ -21,18 +21,28 @@ def content_hash(obj: Any, length: int = 16) -> str:
 
 def as_dict(params: Any) -> Dict[str, Any]:
     """A shard's params as a JSON-able dict (for its id, its file's metadata and batch keys)."""
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    if all(isinstance(v, SCALARS) for v in values.values()):
+        return values          # what dataclasses.asdict gives, without its deep copies
     return dataclasses.asdict(params)
 
 
-@dataclass(frozen=True)
+SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True, slots=True)
 class Shard:
     job: str
     group: str
     params: Any = field(hash=False, compare=False)
+    _id: Optional[str] = field(default=None, init=False, repr=False, hash=False, compare=False)
 
     @property
     def id(self) -> str:
-        return content_hash({"job": self.job, "params": as_dict(self.params)})
+        """A hash of the shard's content (computed once)."""
+        if self._id is None:
+            object.__setattr__(self, "_id", content_hash({"job": self.job, "params": as_dict(self.params)}))
+        return self._id
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ class _Required:
 
 
 REQUIRED = _Required()
+# An integer option holds at most this many values (counted before anything is expanded).
+MAX_VALUES = 10**6
 INT_RANGES = r"\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*"
 
 
@@ -49,18 +51,23 @@ class Kind:
 
 @dataclass(frozen=True)
 class Ints(Kind):
-    """Distinct integers >= ``minimum``, sorted: ``3``, ``1-20``, ``0,2,5-7`` or a list."""
+    """Distinct integers >= ``minimum``, sorted: ``3``, ``1-20``, ``0,2,5-7`` or a list; at
+    most :data:`MAX_VALUES` of them (counted before expanding, so ``0-10**20`` is refused at
+    once rather than filling memory)."""
 
     minimum: int = 0
-    maximum_count: Optional[int] = None
 
     def parse(self, value, key: str) -> List[int]:
         if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
             raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {value!r}")
         parts = [value] if isinstance(value, int) else value.split(",") if isinstance(value, str) else list(value)
         ranges = [_expand(part, key) for part in parts]
-        if not ranges or all(len(r) == 0 for r in ranges):
+        count = sum(r.stop - r.start for r in ranges)
+        if not count:
             raise UsageError(f"{key}: expected at least one integer, got {value!r}")
+        if count > MAX_VALUES:
+            raise UsageError(f"{key}: {value!r} is {count:,} values; an option takes at most {MAX_VALUES:,} "
+                             f"(split the sweep into several)")
         low = min(r.start for r in ranges)
         if low < self.minimum:
             raise UsageError(f"{key}: must be >= {self.minimum}, got {low}")

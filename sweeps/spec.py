@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from . import cost
 from .errors import UsageError
 from .job import get_job, jobs
 from .plan import Group, content_hash
@@ -30,19 +31,30 @@ class Spec:
 
     @property
     def hash(self) -> str:
-        return content_hash(self.to_dict(meta=False))
+        if "_hash" not in self.__dict__:
+            object.__setattr__(self, "_hash", content_hash(self.to_dict(meta=False)))
+        return self.__dict__["_hash"]
 
     def groups(self) -> List[Group]:
-        """Every planned group, once, in spec order. UsageError when two blocks plan the same
-        group with different settings."""
-        out: Dict[Tuple[str, str], Group] = {}
-        for job, blocks in self.sections.items():
-            for block in blocks:
-                for g in get_job(job).plan(block):
-                    seen = out.setdefault((job, g.name), g)
-                    if seen.settings != g.settings:
-                        raise UsageError(f"{job}: group {g.name} is planned twice with different settings")
-        return list(out.values())
+        """Every planned group, once, in spec order (planned once, then kept). UsageError when
+        two blocks plan the same group with different settings."""
+        if "_groups" not in self.__dict__:
+            out: Dict[Tuple[str, str], Group] = {}
+            for job, blocks in self.sections.items():
+                for block in blocks:
+                    for g in get_job(job).plan(block):
+                        seen = out.setdefault((job, g.name), g)
+                        if seen.settings != g.settings:
+                            raise UsageError(f"{job}: group {g.name} is planned twice with different settings")
+            object.__setattr__(self, "_groups", list(out.values()))
+        return self.__dict__["_groups"]
+
+    @property
+    def cost(self) -> "cost.SweepCost":
+        """What the sweep will cost, from its settings alone (``sweeps.cost``)."""
+        if "_cost" not in self.__dict__:
+            object.__setattr__(self, "_cost", cost.estimate(self.sections))
+        return self.__dict__["_cost"]
 
     def to_dict(self, meta: bool = True) -> Dict:
         """The validated spec; :func:`validate` accepts it as it is (OUT/_sweeps/ records)."""
@@ -55,16 +67,16 @@ def shipped() -> List[str]:
     return sorted(p.name[:-5] for p in resources.files("sweeps.specs").iterdir() if p.name.endswith(".yaml"))
 
 
-def load(name_or_path: str) -> Spec:
+def load(name_or_path: str, large: bool = False) -> Spec:
     """Read and validate a spec from a YAML path or a shipped spec's name."""
     raw, default_name = _read(name_or_path, base=None, chain=())
-    return validate(raw, default_name)
+    return validate(raw, default_name, large)
 
 
 def _read(name_or_path: str, base: Optional[str], chain: Sequence[str]) -> Tuple[Dict, str]:
     """The raw mapping of a spec with its includes merged in, and its default name."""
     path = name_or_path if base is None or os.path.isabs(name_or_path) else os.path.join(base, name_or_path)
-    if os.path.exists(path):
+    if os.path.isfile(path):
         with open(path) as f:
             text, default_name, where = f.read(), os.path.splitext(os.path.basename(path))[0], os.path.abspath(path)
     elif name_or_path in shipped():
@@ -104,7 +116,9 @@ def _blocks(section) -> list:
     return [] if section is None else list(section) if isinstance(section, list) else [section]
 
 
-def validate(raw, default_name: str = "sweep") -> Spec:
+def validate(raw, default_name: str = "sweep", large: bool = False) -> Spec:
+    """The Spec of a raw mapping, every value checked, and its number of shards
+    (``sweeps.cost.check_count``: ``large`` lifts the documented limit) before it is planned."""
     known = jobs()
     if raw is None:
         raise UsageError(f"SPEC: the spec is empty; give at least one section: {', '.join(known)}")
@@ -131,16 +145,18 @@ def validate(raw, default_name: str = "sweep") -> Spec:
     report = raw.get("report", False)
     if not isinstance(report, bool):
         raise UsageError(f"SPEC: report must be true or false, got {report!r}")
-    spec = Spec(name, sections, report)
-    spec.groups()   # refuses a group planned twice with different settings
-    return spec
+    return _checked(Spec(name, sections, report), large)
 
 
-def from_options(job: str, block: Dict) -> Spec:
+def from_options(job: str, block: Dict, large: bool = False) -> Spec:
     """A one-block spec from a job command's flags; errors name the flags (``--l-max``)."""
     settings = get_job(job).Settings.parse(block, job, flags=True)
-    spec = Spec(job, {job: (settings,)})
-    spec.groups()
+    return _checked(Spec(job, {job: (settings,)}), large)
+
+
+def _checked(spec: Spec, large: bool) -> Spec:
+    cost.check_count(spec.cost, large)
+    spec.groups()   # refuses a group planned twice with different settings
     return spec
 
 

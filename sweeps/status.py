@@ -7,7 +7,7 @@ from .errors import UsageError
 from .plan import Group
 from .spec import validate
 from .store import Store
-from .survey import survey_group
+from .survey import group_state, survey
 
 
 def recorded_groups(store: Store) -> Dict:
@@ -21,7 +21,7 @@ def recorded_groups(store: Store) -> Dict:
         path = store.path("_sweeps", name)
         record = store.read_json(path)
         try:
-            planned = validate(record["spec"]).groups()
+            planned = validate(record["spec"], large=True).groups()
         except (UsageError, KeyError, TypeError):   # unreadable, or written by another lksweep version
             print(f"lksweep: skipping unreadable sweep record {store.display(path)}", file=sys.stderr)
             continue
@@ -30,12 +30,27 @@ def recorded_groups(store: Store) -> Dict:
     return groups
 
 
+def writer_line(store: Store) -> str:
+    """Who writes DIR now, or that the launcher holding its lock is gone."""
+    w = store.writer()
+    if w is None:
+        return ""
+    who = f"pid {w['pid']} on {w['host']}"
+    if w["alive"] is False:
+        return (f"; its lock names {who}, which is gone (the launcher died): the next launch takes over, "
+                f"or delete {store.display(store.path('_lock.json'))}")
+    if w["alive"] is None:
+        return f"; being written by {who} (another host: if that launcher died, delete {store.display(store.path('_lock.json'))})"
+    return f"; being written by {who}"
+
+
 def print_status(store: Store, file=None) -> int:
     file = file or sys.stdout
     groups: List[Group] = list(recorded_groups(store).values())
+    cat = survey(store, {t for g in groups for t in g.tables}, {g.job for g in groups})
     rows = defaultdict(lambda: [0, 0, 0, 0])  # table -> groups done, groups, shards done, shards
     for g in groups:
-        state = survey_group(store, g, check_shards=False)
+        state = group_state(cat, g)
         for table in g.tables:
             row = rows[table]
             row[1] += 1
@@ -45,11 +60,11 @@ def print_status(store: Store, file=None) -> int:
                 row[2] += len(g.shards)
             else:
                 row[2] += len(state.done)
-    writer = store.writer()
     n = len(store.list_files(store.path("_sweeps"), suffix=".json"))
-    print(f"{store.display()}: {n} sweep(s)" + (f"; being written by pid {writer['pid']} on {writer['host']}"
-                                                if writer else ""), file=file)
+    print(f"{store.display()}: {n} sweep(s){writer_line(store)}", file=file)
     print(f"{'table':<14}{'groups done':>14}{'shards done':>14}{'pending':>10}", file=file)
     for table, (gd, gt, sd, st) in sorted(rows.items()):
         print(f"{table:<14}{f'{gd}/{gt}':>14}{f'{sd}/{st}':>14}{st - sd:>10}", file=file)
+    for path, why in cat.damaged:
+        print(f"damaged (the next launch sets it aside and computes it again): {store.display(path)}: {why}", file=file)
     return 0

@@ -1,38 +1,57 @@
-"""The Parquet store: where a sweep's files live and how they are committed.
+"""The store: where a sweep's files live, how they are committed, listed and set aside.
 
 Layout of an output directory ``OUT`` (a local path or a pyarrow filesystem URI such as
 ``s3://bucket/prefix`` or ``file:///abs/path``)::
 
     OUT/<table>/<group>.parquet                   committed results, read by pandas
+    OUT/<table>/part-<gen>-<n>.parquet            many groups' rows, after `lksweep compact`
     OUT/_shards/<job>/<group>/<shard id>.parquet  finished shards, kept apart from the tables
     OUT/_shards/<job>/<group>/<shard id>.ckpt     the last checkpoint of an unfinished shard
+    OUT/_index/*.parquet                          what each committed file holds (sweeps.index)
     OUT/_sweeps/<spec hash>.json                  every sweep launched on OUT, for `status`
+    OUT/_damaged/...                              files found damaged, set aside (never read)
     OUT/_lock, OUT/_lock.json                     the launcher writing OUT now (lock, holder)
 
-A file is committed by writing it under a temporary name beginning with '.' (which
-pyarrow and pandas ignore) and renaming it, so a crash never leaves a half-written file
-that counts as done. On object stores, where an object appears whole when its upload
-completes, files are written in place.
+Files are committed in batches (:meth:`Store.commit`). On a local disk each file is written
+under a temporary name beginning with '.' and ending in '.tmp' (which pyarrow, pandas and
+DuckDB's ``*.parquet`` globs skip), the batch is flushed to disk with one ``syncfs`` (one
+``fsync`` per file where the system has no ``syncfs``), every file is renamed into place and
+the renames are flushed the same way (a second ``syncfs``, or one ``fsync`` per directory): a
+crash never leaves a half-written file that counts as done, and a finished batch survives a
+power loss. On object stores an object appears whole when its
+upload completes, so files are written in place, several at a time.
 """
+import ctypes
 import json
 import os
 import socket
+import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import filelock
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from .errors import SweepError, UsageError
 
-META_KEY = b"lksweep"
 # On object stores, a lock object that cannot be read yet is being written by a launcher that
 # just created it; only one older than this is taken for a leftover.
 LOCK_GRACE_S = 10.0
+# Uploads in flight at once when committing a batch to an object store.
+UPLOADS = 16
+TMP_PREFIX, TMP_SUFFIX = ".tmp-", ".tmp"
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """A listed file: its size in bytes and modification time (ns since the epoch)."""
+
+    size: int
+    mtime_ns: Optional[int]
 
 
 class Store:
@@ -49,13 +68,17 @@ class Store:
             self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(out)
         self.root = self.root.rstrip("/")
         self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+        self._made: set = set()
 
     # ------------------------------------------------------------------ paths
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
-    def table_file(self, table: str, group: str) -> str:
-        return self.path(table, f"{group}.parquet")
+    def rel(self, path: str) -> str:
+        return path[len(self.root) + 1:]
+
+    def table_file(self, table: str, name: str) -> str:
+        return self.path(table, f"{name}.parquet")
 
     def shard_file(self, job: str, group: str, shard_id: str) -> str:
         return self.path("_shards", job, group, f"{shard_id}.parquet")
@@ -91,46 +114,115 @@ class Store:
         except (OSError, pa.ArrowException) as e:
             raise UsageError(f"--out: cannot write to {self.display()} ({_reason(e)}); choose a writable directory") from None
 
-    # ------------------------------------------------------------------ files
-    def exists(self, path: str) -> bool:
-        return self.fs.get_file_info(path).type == pafs.FileType.File
+    def check_readable(self, what: str = "DIR") -> None:
+        """UsageError unless OUT is an existing directory (a prefix, on object stores)."""
+        try:
+            info = self.fs.get_file_info(self.root)
+        except (OSError, pa.ArrowException) as e:
+            raise UsageError(f"{what}: cannot read {self.display()} ({_reason(e)})") from None
+        if info.type == pafs.FileType.NotFound or (self.is_local and info.type != pafs.FileType.Directory):
+            raise UsageError(f"{what}: {self.display()} is not a directory")
+
+    # ------------------------------------------------------------------ listing
+    def scan(self, directory: str, recursive: bool = False) -> Dict[str, FileStat]:
+        """The files under ``directory``, by path relative to OUT: one listing (object stores
+        return it by pages of 1000 keys). Temporaries (names beginning with '.') are skipped."""
+        sel = pafs.FileSelector(directory, recursive=recursive, allow_not_found=True)
+        return {self.rel(i.path): FileStat(i.size, i.mtime_ns) for i in self.fs.get_file_info(sel)
+                if i.type == pafs.FileType.File and not i.base_name.startswith(".")}
 
     def list_files(self, directory: str, suffix: str = ".parquet") -> List[str]:
         """Names (not paths) of the committed files directly in ``directory``."""
-        sel = pafs.FileSelector(directory, allow_not_found=True)
-        return sorted(i.base_name for i in self.fs.get_file_info(sel)
-                      if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
-                      and not i.base_name.startswith((".", "_")))
+        return sorted(p.rsplit("/", 1)[-1] for p in self.scan(directory)
+                      if p.endswith(suffix) and not p.rsplit("/", 1)[-1].startswith("_"))
 
     def list_dirs(self, directory: str) -> List[str]:
         sel = pafs.FileSelector(directory, allow_not_found=True)
         return sorted(i.base_name for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.Directory)
 
-    def write_table(self, path: str, table: pa.Table, meta: Dict) -> None:
-        """Commit ``table`` at ``path`` with ``meta`` in its Parquet metadata, atomically."""
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self.write_bytes(path, sink.getvalue().to_pybytes())
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type == pafs.FileType.File
+
+    def mtime(self, path: str) -> float:
+        mtime = self.fs.get_file_info(path).mtime
+        return mtime.timestamp() if mtime else 0.0
+
+    # ------------------------------------------------------------------ files
+    def commit(self, files: Sequence[Tuple[str, bytes]]) -> List[Optional[int]]:
+        """Write every (path, bytes) of ``files`` atomically, as one batch (see the module
+        docstring). Returns each file's modification time in ns (None on object stores, where
+        the listing tells it later)."""
+        if not files:
+            return []
+        if not self.is_local:
+            with ThreadPoolExecutor(min(UPLOADS, len(files))) as pool:
+                list(pool.map(lambda f: _put(self.fs, *f), files))
+            return [None] * len(files)
+        tmps: List[str] = []
+        try:
+            for path, data in files:
+                directory, name = path.rsplit("/", 1)
+                if directory not in self._made:
+                    os.makedirs(directory, exist_ok=True)
+                    self._made.add(directory)
+                tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}{TMP_SUFFIX}"
+                tmps.append(tmp)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            _sync(tmps)
+            for tmp, (path, _) in zip(tmps, files):
+                os.replace(tmp, path)
+            tmps = []
+            _sync_dirs({p.rsplit("/", 1)[0] for p, _ in files})
+        except FileNotFoundError:
+            self._made.clear()   # a directory was removed under us (e.g. --overwrite): recreate next time
+            raise
+        finally:
+            for tmp in tmps:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        return [os.stat(p).st_mtime_ns for p, _ in files]
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` at ``path`` atomically (:func:`atomic_write`)."""
-        atomic_write(self.fs, path, data)
+        """Write one file atomically (:meth:`commit` of one)."""
+        self.commit([(path, data)])
 
     def read_bytes(self, path: str) -> Optional[bytes]:
+        """The bytes of ``path``, or None when it does not exist or cannot be read."""
         try:
             with self.fs.open_input_stream(path) as f:
                 return f.read()
-        except (FileNotFoundError, pa.ArrowException):
+        except (FileNotFoundError, pa.ArrowException, OSError):
             return None
 
-    def read_table(self, path: str) -> pa.Table:
-        return pq.read_table(path, filesystem=self.fs)
+    def delete(self, path: str) -> None:
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            self.fs.delete_dir(path)
+        elif info.type == pafs.FileType.File:
+            self.fs.delete_file(path)
 
-    def read_meta(self, path: str) -> Dict:
-        """The lksweep metadata of a committed file (only its footer is read)."""
-        md = pq.read_metadata(path, filesystem=self.fs).metadata or {}
-        return json.loads(md[META_KEY]) if META_KEY in md else {}
+    def set_aside(self, path: str) -> str:
+        """Move a damaged file under OUT/_damaged/ (never read again, kept for inspection);
+        returns where it went."""
+        target = self.path("_damaged", f"{self.rel(path)}.{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}")
+        if self.is_local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            self.fs.move(path, target)
+        except FileNotFoundError:
+            return ""
+        return target
+
+    def write_json(self, path: str, obj: Dict) -> None:
+        self.write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+    def read_json(self, path: str) -> Optional[Dict]:
+        data = self.read_bytes(path)
+        try:
+            return json.loads(data) if data is not None else None
+        except ValueError:
+            return None
 
     def remove_temporaries(self) -> int:
         """Delete the temporary files of writes that a killed launcher never finished (they
@@ -140,27 +232,10 @@ class Store:
             return 0
         sel = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         stale = [i.path for i in self.fs.get_file_info(sel)
-                 if i.type == pafs.FileType.File and i.base_name.startswith(".tmp-")]
+                 if i.type == pafs.FileType.File and i.base_name.startswith(TMP_PREFIX)]
         for path in stale:
             self.fs.delete_file(path)
         return len(stale)
-
-    def delete(self, path: str) -> None:
-        info = self.fs.get_file_info(path)
-        if info.type == pafs.FileType.Directory:
-            self.fs.delete_dir(path)
-        elif info.type == pafs.FileType.File:
-            self.fs.delete_file(path)
-
-    def write_json(self, path: str, obj: Dict) -> None:
-        self.write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
-
-    def read_json(self, path: str) -> Optional[Dict]:
-        try:
-            with self.fs.open_input_stream(path) as f:
-                return json.loads(f.read())
-        except (FileNotFoundError, pa.ArrowException, json.JSONDecodeError):
-            return None
 
     # ------------------------------------------------------------------ lock
     def acquire_lock(self) -> "Lock":
@@ -190,7 +265,7 @@ class Store:
             if held is None and time.time() - self.mtime(info) < LOCK_GRACE_S:
                 raise SweepError(f"{self.display()} is being claimed by another launcher right now; "
                                  f"wait for it to finish or stop it")
-            if held and _alive(held):
+            if held and _alive(held) is not False:
                 raise SweepError(f"{self.display()} is being written by another launcher{_who(held)}; wait for "
                                  f"it to finish or stop it (a launcher that died on another host leaves "
                                  f"{self.display(info)} behind: delete it)")
@@ -206,22 +281,22 @@ class Store:
             lock.flock.release()
 
     def writer(self) -> Optional[Dict]:
-        """The launcher writing OUT now ({host, pid, since}), or None. For a local OUT a
-        leftover ``_lock.json`` whose file lock nobody holds names no writer."""
+        """The launcher that holds OUT's lock ({host, pid, since, alive}), or None. ``alive``
+        is False when that launcher is gone (its process no longer exists), True when it
+        runs, None when it cannot be told (another host). For a local OUT a leftover
+        ``_lock.json`` whose file lock nobody holds names no writer."""
         held = self.read_json(self.path("_lock.json"))
-        if not held or not self.is_local:
-            return held
-        probe = filelock.FileLock(self.path("_lock"))
-        try:
-            probe.acquire(timeout=0)
-        except filelock.Timeout:
-            return held
-        probe.release()
-        return None
-
-    def mtime(self, path: str) -> float:
-        mtime = self.fs.get_file_info(path).mtime
-        return mtime.timestamp() if mtime else 0.0
+        if not held:
+            return None
+        if self.is_local:
+            probe = filelock.FileLock(self.path("_lock"))
+            try:
+                probe.acquire(timeout=0)
+            except filelock.Timeout:
+                return {**held, "alive": True}
+            probe.release()
+            return None
+        return {**held, "alive": _alive(held)}
 
     def _create_exclusive(self, path: str, obj: Dict) -> bool:
         # Object stores have no exclusive create here: best effort, check then write.
@@ -237,28 +312,41 @@ class Lock:
     flock: Optional[filelock.FileLock]
 
 
-def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` at ``path`` so that no reader ever sees part of it: on a local disk under
-    a temporary name beginning with '.' (which pyarrow and pandas ignore), fsynced, then
-    renamed; on object stores, where an object appears whole when its upload completes, in
-    place."""
-    directory, name = path.rsplit("/", 1)
-    fs.create_dir(directory, recursive=True)
-    if not isinstance(fs, pafs.LocalFileSystem):
-        with fs.open_output_stream(path) as f:
-            f.write(data)
-        return
-    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _put(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _sync(paths: Sequence[str]) -> None:
+    """Flush ``paths`` (files or directories, all on one filesystem) to disk: one syncfs(2) of
+    their filesystem where there is one (a whole batch at once), else one fsync each."""
+    if _LIBC is not None and hasattr(_LIBC, "syncfs") and paths:
+        fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY)
+        try:
+            if _LIBC.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    fsync_each(paths)
+
+
+def fsync_each(paths: Sequence[str]) -> None:
+    """One fsync per file or directory."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sync_dirs(directories) -> None:
+    """Make the renames into ``directories`` durable: one more syncfs where there is one, else
+    one fsync per directory."""
+    _sync(sorted(directories))
 
 
 def _who(held: Optional[Dict]) -> str:
@@ -267,9 +355,10 @@ def _who(held: Optional[Dict]) -> str:
     return f" (pid {held['pid']} on {held['host']}, since {time.ctime(held['since'])})"
 
 
-def _alive(lock: Dict) -> bool:
+def _alive(lock: Dict) -> Optional[bool]:
+    """Whether the process named by a lock still runs: None when it is on another host."""
     if lock.get("host") != socket.gethostname():
-        return True  # cannot tell from here: assume a launcher elsewhere is alive
+        return None
     try:
         os.kill(int(lock["pid"]), 0)
     except ProcessLookupError:

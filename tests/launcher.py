@@ -33,6 +33,18 @@ def wait_for_shards(proc, out, n, timeout=120.0):
     raise TimeoutError(f"fewer than {n} shards after {timeout} s")
 
 
+def killed_after(args, out, n):
+    """Start a launcher, SIGKILL it (and what it started) once ``out`` holds ``n`` finished
+    shards; returns the shard files it left."""
+    proc = start(args, out)
+    try:
+        assert wait_for_shards(proc, out, n)
+    finally:
+        kill_group(proc)
+        end(proc)
+    return shard_files(out)
+
+
 def kill_group(proc, sig=signal.SIGKILL):
     try:
         os.killpg(proc.pid, sig)

@@ -1,7 +1,6 @@
 """Cluster runs: the launcher config, a loopback cluster losing a worker node, and results
 written to an S3-compatible object store started on 127.0.0.1."""
 import os
-import socket
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -59,32 +58,8 @@ def test_losing_a_worker_node_mid_sweep_changes_nothing(tmp_path, cli):
                                   check_exact=True)
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 with a bucket, and credentials for it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="lksweep-results")
-    yield f"127.0.0.1:{port}"
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-def test_results_go_to_s3_and_resume_there(tmp_path, cli, s3_endpoint):
-    query = f"?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
-    uri = f"s3://lksweep-results/sweeps/run1{query}"
+def test_results_go_to_s3_and_resume_there(tmp_path, cli, s3):
+    uri = s3.uri("sweeps/run1")
     args = ["discrepancy", "--cells", "vanilla,gru", "--l-max", 20, "--k", "2-3", "--draws", 100, "--shard-size", 50]
     code, stdout, err = cli(*args, "--out", uri)
     assert code == 0, err

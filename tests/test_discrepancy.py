@@ -171,13 +171,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, cli):
     args = ["discrepancy", "--cells", "gru", "--l-max", 200, "--k", "30", "--draws", 3000, "--shard-size", 50,
             "--max-workers", 1]
     out = tmp_path / "killed"
-    proc = launcher.start(args, out)
-    try:
-        assert launcher.wait_for_shards(proc, out, 3)
-    finally:
-        launcher.kill_group(proc)
-        launcher.end(proc)
-    done = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in launcher.shard_files(out)}
+    done = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in launcher.killed_after(args, out, 3)}
     assert 3 <= len(done) < 60, "the launcher should have been killed mid-sweep"
     assert not (out / "discrepancy").exists()
     code, stdout, err = cli(*args, "--out", out)

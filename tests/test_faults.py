@@ -4,6 +4,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,50 @@ def test_ctrl_c_commits_finished_shards_and_prints_how_to_resume(tmp_path, cli, 
 
 
 @pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, cli, reference):
+    """What `ray job stop` and schedulers send: the launcher stops submitting, keeps what
+    finished, says how to resume, releases the lock and exits with 128 + 15."""
+    out = tmp_path / "out"
+    proc = launcher.start(SWEEP, out)
+    assert launcher.wait_for_shards(proc, out, 3)
+    os.kill(proc.pid, signal.SIGTERM)            # the launcher alone, as `kill PID` does
+    code, _, err = launcher.end(proc)
+    assert code == 143, err
+    assert "interrupted" in err and f"Resume with: lksweep {' '.join(map(str, SWEEP))} --out {out}" in err
+    assert "Traceback" not in err and not (out / "_lock.json").exists()
+    done = len(launcher.shard_files(out))
+    code, stdout, _ = cli(*SWEEP, "--out", out)
+    assert code == 0 and f"{done} reused" in stdout
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
+
+
+@pytest.mark.parametrize("server", ["silent", "http"])
+def test_an_address_that_answers_but_is_not_ray_is_refused_at_once(tmp_path, server):
+    """Any TCP server at --address: one line, exit 2 within seconds, nothing written."""
+    import http.server
+    import threading
+
+    if server == "http":
+        srv = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        port = srv.server_address[1]
+    else:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "discrepancy", "--cells", "vanilla", "--l-max", "5",
+                           "--k", "2", "--draws", "50", "--address", f"127.0.0.1:{port}", "--out", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"lksweep: error: --address: no Ray cluster answers at 127.0.0.1:{port} (something listens")
+    assert time.monotonic() - t0 < 30 and not out.exists()
+    srv.shutdown() if server == "http" else srv.close()
+
+
 def test_ballistic_kills_until_done_equal_an_uninterrupted_run(tmp_path, reference):
     """Start the launcher and SIGKILL it at a random moment, again and again, until one run
     finishes by itself; no committed shard is ever rewritten and the table is the same.
@@ -91,8 +136,8 @@ def test_truncated_shard_and_table_files_are_found_and_redone(tmp_path, cli, ref
     untouched = {p: p.stat().st_mtime_ns for p in shards if p != victim}
     code, stdout, err = cli(*args)
     assert code == 0, err
-    assert f"{victim} is truncated or corrupt; computing it again" in err
-    assert f"{table} is truncated or corrupt" in err
+    assert f"{victim} is damaged: not a whole Parquet file (truncated?); set aside to" in err
+    assert f"{table} is damaged: not a whole Parquet file" in err
     assert "1 shard(s) computed, 39 reused" in stdout
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
     pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
@@ -182,7 +227,7 @@ def test_a_full_disk_fails_cleanly_and_keeps_committed_results(tiny_disk, cli):
     out = tiny_disk / "out"
     base = ["discrepancy", "--cells", "vanilla", "--l-max", 100, "--draws", 50, "--out", out]
     assert cli(*base, "--k", 1)[0] == 0
-    committed = {p: p.read_bytes() for p in out.rglob("*.parquet")}
+    committed = {p: p.read_bytes() for p in out.rglob("*.parquet") if "_index" not in p.parts}
     code, _, err = cli(*base, "--k", "2-60")
     assert code == 1
     lines = err.strip().splitlines()
@@ -205,7 +250,7 @@ def test_unreadable_records_and_tables_are_one_line_errors(tmp_path, cli):
     table.write_bytes(table.read_bytes()[:-40])
     code, _, err = cli("figures", out)
     assert code == 1 and len(err.strip().splitlines()) == 1
-    assert f"{table} is truncated or corrupt" in err and "Traceback" not in err
+    assert f"{table} is damaged" in err and "--verify" in err and "Traceback" not in err
 
 
 def test_a_killed_writes_temporary_is_ignored_then_removed(tmp_path, cli):

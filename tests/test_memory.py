@@ -100,20 +100,23 @@ def test_new_tables_are_bit_identical_whatever_the_shards_and_workers(tmp_path, 
             pd.testing.assert_frame_equal(first, read(other, table), check_exact=True)
 
 
-def test_derived_tables_are_rebuilt_from_committed_shards(tmp_path, cli):
+def test_derived_tables_that_went_missing_are_rebuilt_and_nothing_else_is_rewritten(tmp_path, cli):
     """A directory whose memory and lyapunov files are gone (or that predates them) gets them
-    back from its committed shards, computing nothing."""
+    back, equal, on rerun; the committed discrepancy files are not written again. (Groups
+    whose shards were kept, those split over several tasks, are rebuilt from them; the others
+    are computed again: the engine keeps no shard of a group finished in one task.)"""
     out = tmp_path / "out"
     assert cli(*ARGS, "--out", out)[0] == 0
     before = {t: read(out, t) for t in ("memory", "lyapunov")}
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "discrepancy").iterdir()}
     for t in before:
         for f in (out / t).iterdir():
             f.unlink()
     code, stdout, err = cli(*ARGS, "--out", out)
     assert code == 0, err
-    assert "0 shard(s) computed" in stdout
     for t, df in before.items():
         pd.testing.assert_frame_equal(df, read(out, t), check_exact=True)
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "discrepancy").iterdir()} == kept
 
 
 # ---------------------------------------------------------------------- combining ensembles

@@ -35,7 +35,7 @@ import torch
 import cells
 
 from .. import contract
-from ..job import Job, register_job
+from ..job import Estimate, Job, register_job
 from ..plan import Group, Shard
 from ..settings import Choice, Choices, Families, Flag, Int, Ints, Number, Option
 from . import memory, resident
@@ -70,7 +70,7 @@ SCHEMA = schema("||h_u - h_v||_2")
 STATE_SCHEMA = schema("||s_u - s_v||_2 over the whole state (an LSTM's (h, c); cells whose state is h have no rows)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DrawRange:
     """One shard: draws [start, stop) of the ensemble (cell, init, k, seed)."""
 
@@ -142,6 +142,31 @@ class Discrepancy(Job):
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
         return merge_shards(group.shards[0].params, shard_tables)
+
+    def estimate(self, s) -> Estimate:
+        """Counted from the settings, without planning; the largest shard (largest k, most
+        costly cell) by :func:`shard_cost`."""
+        groups = len(s.cells) * len(s.inits) * len(s.k) * len(s.seeds)
+        per_group = -(-s.draws // s.shard_size)
+        costs = {c: shard_cost(c, max(s.k), s.l_max, min(s.draws, s.shard_size)) for c in s.cells}
+        cell = max(costs, key=lambda c: costs[c][1])
+        every = sum(shard_cost(c, k, s.l_max, s.draws)[1] for c in s.cells for k in s.k) * len(s.inits) * len(s.seeds)
+        return Estimate(groups, groups * per_group, shard_bytes=max(b for b, _ in costs.values()),
+                        shard_seconds=costs[cell][1], seconds=every,
+                        largest=f"{cell}, k={max(s.k)}, l_max={s.l_max}, {min(s.draws, s.shard_size)} draws")
+
+
+def shard_cost(cell: str, k: int, l_max: int, draws: int):
+    """(peak bytes, seconds of one core) of a shard of ``draws`` draws, from a model fitted on a
+    2-core machine (benchmarks/bench_engine.py checks it): time draws·l_max·(0.5 µs + 2.5 ns·gates·k²);
+    memory 4x the parameters of one chunk of draws, 40 bytes per draw of the chunk and step,
+    and 16 MiB. A guide for refusing what cannot fit: it errs high (measured: up to 2.5x the
+    time, 1.5x the memory)."""
+    c = cells.get_cell(cell)
+    per_draw = 8 * sum(int(np.prod(shape)) for shape in c.shapes(n=2, k=k).values())
+    chunk = min(draws, BLOCK * max(1, CHUNK_BYTES // (per_draw * BLOCK)))
+    memory = 4 * chunk * per_draw + 40 * (chunk + 2 * k) * l_max + 16 * 2**20
+    return float(memory), draws * l_max * (0.5e-6 + 2.5e-9 * len(c.gates) * k * k)
 
 
 def group_name(cell: str, init: str, k: int, seed: int, dtype: str = "float64") -> str:

@@ -23,7 +23,7 @@ import cells
 from ...job import Checkpoint, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
 from ...settings import Choice, Choices, Int, Ints, Number, Option, Sized
-from . import engines, models, reber
+from . import checkpoint, engines, models, reber
 from .commands import COMMANDS
 from .ensemble import Ensemble
 from .protocols import LOSSES, OPTIMIZERS, ORDERS, PROTOCOLS
@@ -121,6 +121,9 @@ class Training(Job):
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
         return unpack(shard_tables[0])
+
+    def check_checkpoint(self, state: bytes) -> None:
+        checkpoint.read(state)
 
     def commands(self):
         return COMMANDS
