@@ -5,8 +5,8 @@ do not decide: more seeds would) and ``not measured`` (the table or the rows are
 Every rule is a function of the tables below and is printed, word for word, in the report
 (``RULES``). Claims 1-3 are judged separately for each training recipe (a protocol and the
 ingredients that differ from its own; runs with other budgets are never pooled), claim 4 for
-each parameter init and range of k. Training scores are those of each run's selected model
-(best validation epoch) on its test set.
+each parameter init and k (neighbouring k with one verdict reported as one range). Training
+scores are those of each run's selected model (best validation epoch) on its test set.
 """
 import math
 from dataclasses import dataclass, field
@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from . import hist
-from .rates import decay_summary, float64_rows, k_ranges, time_constant
+from .rates import decay_summary, float64_rows, runs_of, time_constant
 from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models
 from .tables import NoData, load, rate_summary, wilson
 
@@ -60,7 +60,7 @@ RULES = {
        f"models. Supported if at both stages the vanilla's median is no more than {GRAD_DECADES:g} decade(s) "
        f"below the GRU's; not supported if at both stages it is more than {GRAD_DECADES:g} decade(s) below "
        f"(the learning signal for the dependency vanishes in the vanilla cell); inconclusive otherwise.",
-    4: f"Per init and per range of k (1-4, 5-16, 17-64, 65-256, above), on decay rates r of log median D(l) per "
+    4: f"Per init and per k, on decay rates r of log median D(l) per "
        f"step (memory table, float64 rows; 95 % intervals [lo, hi]: t-interval over seed ensembles, or one "
        f"ensemble's order-statistic interval; see analysis.rates). At each k measured for both cells: supported if "
        f"the vanilla's interval lies below 0 (its D decays) and the GRU's reaches 0 or above (it does not) or its "
@@ -68,8 +68,8 @@ RULES = {
        f"not supported if even the vanilla's fastest plausible decay would shrink D by less than a factor e over the "
        f"l measured (vanilla lo >= -1/l_max: its D does not vanish there), or if both decay alike: "
        f"the GRU's interval lies below 0 and even its slowest plausible decay is at least 1/{SLOWER:g} of the "
-       f"vanilla's fastest (GRU hi <= vanilla lo / {SLOWER:g}); inconclusive otherwise. A range is supported if "
-       f"every k in it is, not supported if some k is, inconclusive otherwise.",
+       f"vanilla's fastest (GRU hi <= vanilla lo / {SLOWER:g}); inconclusive otherwise. Neighbouring k with the same "
+       f"verdict form one range, so the ranges say where the claim holds and where it fails.",
 }
 
 
@@ -267,25 +267,24 @@ def claim4(memory: Optional[pd.DataFrame]) -> Claim:
             continue
         verdicts = {k: rate_verdict(by["vanilla"].loc[k, "lo"], by["vanilla"].loc[k, "hi"], by["gru"].loc[k, "lo"],
                                     by["gru"].loc[k, "hi"], by["vanilla"].loc[k, "l_max"]) for k in ks}
-        for part in k_ranges(ks):
-            found = {verdicts[k] for k in part}
-            verdict = (NOT_SUPPORTED if NOT_SUPPORTED in found else SUPPORTED if found == {SUPPORTED} else INCONCLUSIVE)
+        for part in runs_of(ks, verdicts.get):
+            verdict = verdicts[part[0]]
             v, g = by["vanilla"].loc[part], by["gru"].loc[part]
-            K = part[-1]
             table = pd.DataFrame({
                 "k": part, "vanilla rate": v["rate"].to_numpy(), "vanilla lo": v["lo"].to_numpy(),
                 "vanilla hi": v["hi"].to_numpy(), "GRU rate": g["rate"].to_numpy(), "GRU lo": g["lo"].to_numpy(),
                 "GRU hi": g["hi"].to_numpy(), "verdict": [verdicts[k] for k in part],
                 "vanilla l_half": v["l_half"].to_numpy(), "GRU l_half": g["l_half"].to_numpy(),
             })
-            counts = ", ".join(f"{sum(verdicts[k] == x for k in part)} {x}" for x in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
-                               if any(verdicts[k] == x for k in part))
             scope = f"init {init}, k {part[0]}-{part[-1]}" if len(part) > 1 else f"init {init}, k {part[0]}"
+            ends = "; ".join(f"k={k}: vanilla {_fmt_decay(v.loc[k])}{_tau(v.loc[k])}, GRU {_fmt_decay(g.loc[k])}{_tau(g.loc[k])}"
+                             for k in dict.fromkeys((part[0], part[-1])))
+            K = part[-1]
             c.findings.append(Finding(
                 scope, verdict,
-                f"decay rate of log median D per step at k={K} ({int(v.loc[K, 'n_seeds'])} ensemble(s), "
-                f"{int(v.loc[K, 'n_draws'] / v.loc[K, 'n_seeds'])} draws each, l <= {int(v.loc[K, 'l_max'])}): vanilla "
-                f"{_fmt_decay(v.loc[K])}{_tau(v.loc[K])}, GRU {_fmt_decay(g.loc[K])}{_tau(g.loc[K])}; per k: {counts}.", table))
+                f"decay rate of log median D per step ({int(v.loc[K, 'n_seeds'])} ensemble(s), "
+                f"{int(v.loc[K, 'n_draws'] / v.loc[K, 'n_seeds'])} draws each, l <= {int(v.loc[K, 'l_max'])}): {ends}.",
+                table))
     return c
 
 

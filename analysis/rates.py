@@ -62,12 +62,13 @@ def time_constant(rate: float) -> float:
     return -1.0 / rate if rate < 0 else math.inf
 
 
-def k_ranges(ks: List[int], edges=(4, 16, 64, 256)) -> List[List[int]]:
-    """``ks`` split at ``edges`` (1-4, 5-16, 17-64, 65-256, above), empty ranges dropped."""
-    out, lower = [], 0
-    for upper in (*edges, math.inf):
-        part = [k for k in sorted(ks) if lower < k <= upper]
-        if part:
-            out.append(part)
-        lower = upper
+def runs_of(ks: List[int], label) -> List[List[int]]:
+    """``ks`` (sorted) cut into maximal runs of neighbours that share ``label(k)``: where a verdict holds and where it
+    changes, read from the data rather than from fixed edges."""
+    out: List[List[int]] = []
+    for k in sorted(ks):
+        if out and label(out[-1][-1]) == label(k):
+            out[-1].append(k)
+        else:
+            out.append([k])
     return out

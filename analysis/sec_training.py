@@ -142,12 +142,16 @@ def _headline(cell: str, verdicts, comps: pd.DataFrame) -> str:
     """The sentence that names what decides whether ``cell`` learns the outer symbol."""
     def winner(x):
         return comps[(comps["cell"] == cell) & (comps["ingredient"] == x)]["better"].iloc[0]
+
+    def loser(x):
+        r = comps[(comps["cell"] == cell) & (comps["ingredient"] == x)].iloc[0]
+        return r["level b"] if r["better"] == r["level a"] else r["level a"]
     name = "the vanilla cell" if cell == "vanilla" else f"the {cell.upper() if cell == 'gru' else cell} cell"
     decide = [x for x, v in verdicts.items() if v == DECIDES]
     contribute = [x for x, v in verdicts.items() if v == CONTRIBUTES]
     if decide:
         return (f"Whether {name} learns the outer symbol is decided by the "
-                + " and the ".join(f"{x} ({winner(x)} learns it, the other level does not)" for x in decide)
+                + " and the ".join(f"{x} (with {winner(x)} it learns it, with {loser(x)} it does not)" for x in decide)
                 + (f"; the {' and the '.join(contribute)} contribute(s)" if contribute else "") + ".")
     if contribute:
         return (f"No single ingredient decides whether {name} learns the outer symbol; the "

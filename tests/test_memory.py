@@ -11,7 +11,7 @@ import torch
 import cells
 from analysis import claims as C
 from analysis import fig_memory, origin
-from analysis.rates import decay_summary, k_ranges
+from analysis.rates import decay_summary, runs_of
 from analysis.tables import load, mean_ci, wilson
 from sweeps.jobs import discrepancy as D
 from sweeps.jobs import memory as M
@@ -144,7 +144,8 @@ def test_decay_summary_combines_ensembles():
     assert s.loc[4, "hi"] - s.loc[4, "rate"] == pytest.approx(4.302652729 * 0.1 / math.sqrt(3))   # t_{0.975, 2}
     assert (s.loc[8, "rate"], s.loc[8, "lo"], s.loc[8, "hi"], s.loc[8, "ci_method"]) == (-0.5, -0.6, -0.45, "draws")
     assert (s.loc[16, "lo"], s.loc[16, "hi"], s.loc[16, "ci_method"]) == (-math.inf, -1.5, "envelope")
-    assert k_ranges([1, 2, 3, 4, 5, 16, 17, 64, 65, 300]) == [[1, 2, 3, 4], [5, 16], [17, 64], [65], [300]]
+    label = {1: 'a', 2: 'a', 4: 'b', 16: 'a', 17: 'a', 300: 'a'}.get
+    assert runs_of([17, 1, 4, 2, 300, 16], label) == [[1, 2], [4], [16, 17, 300]]
 
 
 # ---------------------------------------------------------------------- claim 4
@@ -167,11 +168,12 @@ def test_claim4_flips_on_decay_rates():
     keeps, ten_x_slower = (0.0, -0.01, 0.01), (-0.03, -0.035, -0.025)
     alike, between = (-0.3, -0.35, -0.25), (-0.05, -0.08, -0.03)
     assert judged({2: keeps, 3: ten_x_slower}) == {"init normal, k 2-3": C.SUPPORTED}
-    assert judged({2: keeps, 3: alike}) == {"init normal, k 2-3": C.NOT_SUPPORTED}       # one k decides the range
-    assert judged({2: keeps, 3: between}) == {"init normal, k 2-3": C.INCONCLUSIVE}
+    # the verdict changes with k: two ranges, one where the claim holds and one where it fails
+    assert judged({2: keeps, 3: alike, 4: keeps}) == {"init normal, k 2": C.SUPPORTED, "init normal, k 3": C.NOT_SUPPORTED,
+                                                      "init normal, k 4": C.SUPPORTED}
+    assert judged({2: between, 3: between}) == {"init normal, k 2-3": C.INCONCLUSIVE}
     assert judged({2: alike, 20: keeps, 100: keeps}) == {"init normal, k 2": C.NOT_SUPPORTED,
-                                                         "init normal, k 20": C.SUPPORTED,
-                                                         "init normal, k 100": C.SUPPORTED}
+                                                         "init normal, k 20-100": C.SUPPORTED}
     # the vanilla's D does not vanish: its fastest plausible decay loses less than e over l <= 50
     assert judged({2: keeps}, vanilla=(0.0, -0.015, 0.015)) == {"init normal, k 2": C.NOT_SUPPORTED}
     assert judged({2: keeps}, vanilla=(-0.02, -0.05, 0.01)) == {"init normal, k 2": C.INCONCLUSIVE}
@@ -182,8 +184,13 @@ def test_claim4_flips_on_decay_rates():
 
 def test_claim4_flips_on_real_tables(disc_dir):
     real = load(disc_dir, "memory")
-    found = _scopes(C.claim4(real))
-    assert set(found) >= {"init normal, k 1-4", "init normal, k 5-6", "init xavier, k 1-4", "init gain:2, k 5-6"}
+    findings = C.claim4(real).findings
+    # per init, the ranges cover every k measured for both cells, each with one verdict, and neighbours differ
+    for init in ("normal", "xavier", "gain:2"):
+        mine = [f for f in findings if f.scope.startswith(f"init {init}, k ")]
+        assert [k for f in mine for k in f.table["k"]] == sorted(set(real[real["init"] == init]["k"]))
+        assert all(set(f.table["verdict"]) == {f.verdict} for f in mine)
+        assert all(a.verdict != b.verdict for a, b in zip(mine, mine[1:]))
     vanilla = real[real["cell"] == "vanilla"]
     # the GRU rows take the vanilla's numbers: both decay alike, everywhere
     alike = pd.concat([vanilla, vanilla.assign(cell="gru")], ignore_index=True)

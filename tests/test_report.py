@@ -129,7 +129,7 @@ def test_ingredient_rule_flips(tmp_path):
     from analysis.registry import Tables
     built = S.ingredients(Tables(str(tmp_path / "decides")))
     assert built.paragraphs[0].startswith("Whether the vanilla cell learns the outer symbol is decided by the loss "
-                                          "(cross-entropy learns it")
+                                          "(with cross-entropy it learns it, with squared-error it does not)")
     assert {f.scope: f.verdict for f in built.findings} == {"loss, vanilla k=18": S.DECIDES, "loss, gru k=10": S.NOT_SHOWN}
     table = built.tables[0].set_index("recipe")
     assert table.loc["paper+cross-entropy", "vanilla success"] == "6/6 [61%, 100%]"
@@ -160,7 +160,7 @@ def test_report_states_claims_rules_and_provenance(report_dir):
     assert "Departures from the authors&#39; code, in every recipe" in page
     assert "Capped below the authors&#39; 1000 epochs: paper, paper+cross-entropy" in page    # fixtures: 10 epochs
     assert "What decides whether the vanilla cell learns the outer symbol" in page
-    assert "decided by the loss (cross-entropy learns it" in page
+    assert "decided by the loss (with cross-entropy it learns it, with squared-error it does not)" in page
     assert '<h2 id="lengths">Outer accuracy by dependency length</h2>' in page
     from sweeps import __version__
     assert f"lksweep version in the files' metadata: {__version__} (324 file(s))" in page
