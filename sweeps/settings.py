@@ -227,6 +227,19 @@ class Families(Kind):
                           {"type": "array", "items": {"type": "string", "pattern": rf"^{item}$"}, "minItems": 1}]}
 
 
+@dataclass(frozen=True)
+class Family(Families):
+    """One name, as :class:`Families` allows them: ``normal`` or ``gain:0.5``."""
+
+    def parse(self, value, key: str) -> str:
+        if not isinstance(value, str) or "," in value:
+            raise UsageError(f"{key}: expected one name (e.g. normal or gain:2), got {value!r}")
+        return super().parse(value, key)[0]
+
+    def schema(self) -> Dict:
+        return super().schema()["oneOf"][0]
+
+
 def _positive(text: str) -> Optional[float]:
     try:
         x = float(text)

@@ -3,6 +3,7 @@ was trained in (either engine), checkpoints resume bit-identically (also after a
 sweep), the ingredients expand into the right runs, validation selects and stops, the tables
 have the documented columns, and bad input is refused with one line."""
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from sweeps import spec as specs
 from sweeps.job import Checkpoint, get_job
+from sweeps.jobs.training import models
 from sweeps.jobs.training import tables as training_tables
 
 training = get_job("training")
@@ -138,6 +141,17 @@ def test_ingredients_expand_into_one_run_per_combination_named_by_what_differs()
     assert training.batch_key(a[0].shards[0]) == training.batch_key(b[0].shards[0])
 
 
+def test_a_run_starts_from_gain_draws_of_the_variance_it_names():
+    (run,) = runs(cells="gru:10", protocol="paper", seeds="0", init="gain:2.0")
+    assert run.init == "gain:2"                                   # one value, one name
+    p = models.init_params("gru", 10, "authors", run.init, list(range(200)), torch.float64)
+    for name, fan_in in (("Wz", 10), ("Uh", 7), ("O", 10)):
+        x = p[name].numpy().ravel()
+        want = 4.0 / fan_in
+        assert abs(x.var(ddof=1) - want) <= 4 * want * math.sqrt(2 / (len(x) - 1)), name
+    assert not p["bz"].any()                                      # biases start at zero whatever the draws
+
+
 def test_cli_train_writes_the_documented_tables(tmp_path, cli):
     code, out, err = cli("train", "--task", "embedded-reber", "--cells", "vanilla:18,gru:10", "--protocol", "adam",
                          "--seeds", "0-1", "--n-train", "20", "--max-epochs", "1", "--out", tmp_path)
@@ -183,7 +197,8 @@ def test_results_of_the_other_engine_are_refused_not_mixed(tmp_path, cli):
     (["--task", "penn"], "--task"), (["--cells", "nosuchcell:4"], "--cells"), (["--cells", "gru:0"], "--cells"),
     (["--protocol", "sgd"], "--protocol"), (["--seeds", "5-2"], "--seeds"), (["--n-train", "0"], "--n-train"),
     (["--optimizer", "rmsprop"], "--optimizer"), (["--loss", "hinge"], "--loss"), (["--order", "sorted"], "--order"),
-    (["--batch-size", "0"], "--batch-size"), (["--engine", "jax"], "--engine"),
+    (["--batch-size", "0"], "--batch-size"), (["--engine", "jax"], "--engine"), (["--init", "gain:0"], "--init"),
+    (["--init", "gain:2,normal"], "--init"), (["--init", "he"], "--init"),
     (["--engine", "numba", "--dtype", "float32"], "engine"),
 ])
 def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, option):

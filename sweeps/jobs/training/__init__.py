@@ -22,7 +22,7 @@ import cells
 
 from ...job import Checkpoint, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
-from ...settings import Choice, Choices, Int, Ints, Number, Option, Sized
+from ...settings import Choice, Choices, Family, Int, Ints, Number, Option, Sized
 from . import checkpoint, engines, models, reber
 from .commands import COMMANDS
 from .ensemble import Ensemble
@@ -60,7 +60,8 @@ class Training(Job):
                                "1e-2 under adam)", None),
         Option("max_epochs", Int(minimum=1), "epoch cap (default 1000 paper, 200 adam)", None),
         Option("bias", Choice(models.BIASES), "biases: authors, paper, none, hidden or all", "authors"),
-        Option("init", Choice(cells.INITS), "initial weight draws", "normal"),
+        Option("init", Family(cells.INITS, (cells.GAIN,)), "initial weight draws: normal (the paper's N(0,1)), "
+                                                            "xavier, uniform or gain:G (N(0, G^2/fan_in))", "normal"),
         Option("data_seed", Int(minimum=0), "seed of the training, validation and test strings (shared by every run)", 0),
         Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float64"),
         Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: vanilla, gru in float64), torch (any "

@@ -41,7 +41,7 @@ SELECTED = ("the selected model (the epoch with the best validation string accur
 
 RUNS = contract.schema(KEY + [
     ("bias", pa.string(), "bias option: authors (default), paper, none, hidden or all"),
-    ("init", pa.string(), "initial weight draws (normal = the paper's N(0,1))"),
+    ("init", pa.string(), "initial weight draws (normal = the paper's N(0,1); gain:G = N(0, G^2/fan_in))"),
     ("dtype", pa.string(), "precision of training: float64 or float32"),
     ("engine", pa.string(), "numba (the compiled fast path) or torch (the cells' torch equations); they agree to "
                             "rounding"),
