@@ -2,7 +2,7 @@
 and evaluation of whole ensembles, hand-derived and compiled with numba, float64.
 
 The torch equations in ``cells/`` are the reference (tests check these kernels against torch
-autograd); this module is what trains the vanilla and GRU cells in practice, 25-45 times faster
+autograd); this module is what trains the vanilla and GRU cells in practice, 32-56 times faster
 than the torch path on one thread (``benchmarks/bench_training.py``), because the models are
 tiny (about 600 parameters) and per-operation framework overhead, not arithmetic, is what the
 torch path spends its time on.
@@ -21,9 +21,13 @@ in the same order, so a member's results never depend on the ensemble it is in. 
 is module-level with ``cache=True``: numba compiles each once per machine and keeps it on disk
 (``__pycache__`` beside this file, or, where that is read-only, numba's user-wide cache
 directory; ``NUMBA_CACHE_DIR`` overrides both). Every constant is float64 and so is every
-array, so nothing is promoted. The kernels are serial (one thread, as the torch engine in a Ray
-worker). A new cell gets a fast path by one branch in ``_step`` and in ``_backward``, its number
-of gates in ``_gates`` and an entry in ``CELLS``.
+array, so nothing is promoted. Inner loops index small views (``w[i, j]`` of a matrix sliced
+out of ``theta``) with their ``range`` counters, never one flat array at a computed offset:
+numba then knows the index is non-negative, drops its negative-index wraparound and lets LLVM
+vectorise the loop (1.1x per GRU epoch, 1.35x per vanilla one; the same numbers). The kernels
+are serial (one thread, as the torch engine in a Ray worker). A new cell gets a fast path by
+one branch in ``_step`` and in ``_backward``, its number of gates in ``_gates`` and an entry in
+``CELLS``.
 """
 import math
 
@@ -73,15 +77,17 @@ def _prepare(cell, k, off, th, tr):
 def _affine(th, tr, gate, b_off, k, x, h, a):
     """a = U_g x + W_g h (+ b_g), summed in that order (W h over j = 0..k-1), for the one-hot
     input x (a symbol index) and the state h (k,)."""
+    u, w = tr[gate, x], tr[gate, N_SYMBOLS:]
     for i in range(k):
-        a[i] = tr[gate, x, i]
+        a[i] = u[i]
     for j in range(k):
-        hj = h[j]
+        hj, wj = h[j], w[j]
         for i in range(k):
-            a[i] += tr[gate, N_SYMBOLS + j, i] * hj
+            a[i] += wj[i] * hj
     if b_off >= 0:
+        b = th[b_off:b_off + k]
         for i in range(k):
-            a[i] += th[b_off + i]
+            a[i] += b[i]
 
 
 @njit(cache=True, inline="always")
@@ -153,16 +159,18 @@ def _gate_backward(th, g, off_u, off_w, off_b, k, x, h, da, dh):
     for i in range(k):
         g[off_u + i * N_SYMBOLS + x] += da[i]
     if off_b >= 0:
+        gb = g[off_b:off_b + k]
         for i in range(k):
-            g[off_b + i] += da[i]
+            gb[i] += da[i]
+    gw, w = g[off_w:off_w + k * k].reshape((k, k)), th[off_w:off_w + k * k].reshape((k, k))
     for i in range(k):
-        row, d = off_w + i * k, da[i]
+        d = da[i]
         for j in range(k):
-            g[row + j] += d * h[j]
+            gw[i, j] += d * h[j]
     for i in range(k):
-        row, d = off_w + i * k, da[i]
+        d = da[i]
         for j in range(k):
-            dh[j] += th[row + j] * d
+            dh[j] += w[i, j] * d
 
 
 @njit(cache=True)
@@ -171,6 +179,8 @@ def _backward(cell, k, off, th, g, inp, steps, hs, act, dys, dh, dprev, da):
     (steps, 7); parameter gradients are added to ``g``. ``dh``, ``dprev`` (k,) and ``da``
     (3, k) are scratch."""
     o_off, bo_off = off[-2], off[-1]
+    O = th[o_off:o_off + N_SYMBOLS * k].reshape((N_SYMBOLS, k))
+    gO = g[o_off:o_off + N_SYMBOLS * k].reshape((N_SYMBOLS, k))
     for j in range(k):
         dprev[j] = 0.0
     for t in range(steps - 1, -1, -1):
@@ -179,14 +189,15 @@ def _backward(cell, k, off, th, g, inp, steps, hs, act, dys, dh, dprev, da):
             dh[i] = dprev[i]
             dprev[i] = 0.0
         for o in range(N_SYMBOLS):
-            row, d = o_off + o * k, dy[o]
+            d, w = dy[o], O[o]
             for i in range(k):
-                dh[i] += th[row + i] * d
+                dh[i] += w[i] * d
         for o in range(N_SYMBOLS):
+            d, go = dy[o], gO[o]
             for i in range(k):
-                g[o_off + o * k + i] += dy[o] * out[i]
+                go[i] += d * out[i]
             if bo_off >= 0:
-                g[bo_off + o] += dy[o]
+                g[bo_off + o] += d
         if cell == VANILLA:
             for i in range(k):
                 da[0, i] = dh[i] * out[i] * (1.0 - out[i])
