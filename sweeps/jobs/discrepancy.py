@@ -163,10 +163,17 @@ def shard_cost(cell: str, k: int, l_max: int, draws: int):
     and 16 MiB. A guide for refusing what cannot fit: it errs high (measured: up to 2.5x the
     time, 1.5x the memory)."""
     c = cells.get_cell(cell)
-    per_draw = 8 * sum(int(np.prod(shape)) for shape in c.shapes(n=2, k=k).values())
-    chunk = min(draws, BLOCK * max(1, CHUNK_BYTES // (per_draw * BLOCK)))
+    per_draw, blocks = reference_chunk(c, k)
+    chunk = min(draws, BLOCK * blocks)
     memory = 4 * chunk * per_draw + 40 * (chunk + 2 * k) * l_max + 16 * 2**20
     return float(memory), draws * l_max * (0.5e-6 + 2.5e-9 * len(c.gates) * k * k)
+
+
+def reference_chunk(cell: cells.Cell, k: int):
+    """(bytes of one draw's float64 parameters, blocks the reference path advances at once):
+    about ``CHUNK_BYTES`` of parameters, at least one block."""
+    per_draw = 8 * sum(int(np.prod(shape)) for shape in cell.shapes(n=2, k=k).values())
+    return per_draw, max(1, CHUNK_BYTES // (per_draw * BLOCK))
 
 
 def group_name(cell: str, init: str, k: int, seed: int, dtype: str = "float64") -> str:
@@ -256,8 +263,7 @@ def compute_shard(p: DrawRange) -> pa.Table:
     cell = cells.get_cell(p.cell)
     first, last = p.start // BLOCK, -(-p.stop // BLOCK)
     shapes = cell.shapes(n=2, k=p.k)
-    per_draw = 8 * sum(int(np.prod(s)) for s in shapes.values())
-    chunk = 1 if p.k >= RESIDENT_K else max(1, CHUNK_BYTES // (per_draw * BLOCK))
+    chunk = 1 if p.k >= RESIDENT_K else reference_chunk(cell, p.k)[1]
     hidden, whole = Summary(p.l_max, p.threshold), Summary(p.l_max, p.threshold)
     per_draw_lists: Dict[str, List[np.ndarray]] = {"draw_rate": [], "draw_lyapunov": [], "draw_saturated": []}
     for a in range(first, last, chunk):

@@ -108,14 +108,14 @@ class NumbaEngine:
     """The fast path: the ensemble's parameters as rows of one float64 array, trained and
     evaluated by the compiled kernels (``kernels``)."""
 
-    said_where: List[str] = []      # the cache directory, once said in this process
+    said_where = False      # whether this process has said where the kernels compile
 
     def __init__(self, cell: cells.Cell, run: Run, data: Dict[str, Encoded], params: List[Dict[str, np.ndarray]]):
         where = kernels.cache_dir()
-        if not self.said_where and os.path.dirname(where) != os.path.dirname(kernels.__file__):
+        if not NumbaEngine.said_where and os.path.dirname(where) != os.path.dirname(kernels.__file__):
             print(f"lksweep: the training kernels are compiled into {where} (the package directory is not "
                   "writable, or NUMBA_CACHE_DIR says so)", file=sys.stderr)
-        self.said_where.append(where)
+        NumbaEngine.said_where = True
         self.run = run
         self.shapes = models.shapes(run.cell, run.k, run.bias)
         sizes = [int(np.prod(s)) for s in self.shapes.values()]

@@ -34,7 +34,9 @@ import math
 import numpy as np
 from numba import njit
 
-N_SYMBOLS = 7
+from .models import N_SYMBOLS
+from .protocols import Adam
+
 VANILLA, GRU = 0, 1
 SQUARED, CROSS_ENTROPY = 0, 1
 SGD, ADAM = 0, 1
@@ -42,7 +44,7 @@ SGD, ADAM = 0, 1
 CELLS = {"vanilla": VANILLA, "gru": GRU}     # the cells with a fast path
 LOSSES = {"squared-error": SQUARED, "cross-entropy": CROSS_ENTROPY}
 OPTIMIZERS = {"sgd": SGD, "adam": ADAM}
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8      # Adam's defaults (Kingma & Ba 2015), as in protocols.Adam
+(BETA1, BETA2), EPS = Adam.betas, Adam.eps     # the reference's constants, frozen into the kernels when compiled
 
 
 @njit(cache=True, inline="always")
