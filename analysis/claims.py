@@ -15,9 +15,9 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from . import hist
-from .rates import decay_summary, float64_rows, runs_of, time_constant
+from .rates import decay_summary, runs_of, time_constant
 from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models
-from .tables import NoData, load, rate_summary, wilson
+from .tables import NoData, load, pick_dtype, rate_summary, wilson
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = "supported", "not supported", "inconclusive", "not measured"
 
@@ -258,7 +258,7 @@ def claim4(memory: Optional[pd.DataFrame]) -> Claim:
     c = Claim(4, CLAIMS[4], RULES[4])
     if memory is None:
         return c
-    s = float64_rows(decay_summary(memory))
+    s = pick_dtype(decay_summary(memory))
     for init, si in s.groupby("init", sort=True):
         by = {cell: si[si["cell"] == cell].set_index("k") for cell in ("vanilla", "gru")}
         ks = sorted(set(by["vanilla"].index) & set(by["gru"].index))

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .registry import Skip, figure
-from .tables import grid
+from .tables import grid, pick_dtype
 
 FLOOR = 1e-20          # the smallest non-zero distance the store's histograms resolve
 CELL_STYLE = {"vanilla": "-", "gru": "--"}
@@ -19,13 +19,6 @@ def pick_init(summary: pd.DataFrame) -> str:
     """The paper's N(0,1) draws when measured, else the first init in the table."""
     inits = sorted(summary["init"].unique())
     return "normal" if "normal" in inits else inits[0]
-
-
-def pick_dtype(summary: pd.DataFrame) -> pd.DataFrame:
-    """float64 rows when there are any (the default and the reference), else all rows."""
-    if "dtype" in summary.columns and (summary["dtype"] == "float64").any():
-        return summary[summary["dtype"] == "float64"]
-    return summary
 
 
 PAPER_CELLS = ("vanilla", "gru")
@@ -157,19 +150,19 @@ def _need_cell(summary: pd.DataFrame, cell: str) -> pd.DataFrame:
 
 @figure("fig10_discrepancy_vanilla", "Fig 10 — D(l,k) of the vanilla RNN", claims=(4,))
 def fig10(t):
-    return surface(_need_cell(t.dsummary(), "vanilla"), "vanilla")
+    return surface(_need_cell(t.summary("discrepancy"), "vanilla"), "vanilla")
 
 
 @figure("fig11_discrepancy_gru", "Fig 11 — D(l,k) of the GRU", claims=(4,))
 def fig11(t):
-    return surface(_need_cell(t.dsummary(), "gru"), "gru")
+    return surface(_need_cell(t.summary("discrepancy"), "gru"), "gru")
 
 
 @figure("discrepancy_curves", "D(l) for chosen k: mean with 95 % CI, and median with 10-90 % band", claims=(4,))
 def discrepancy_curves(t):
-    return curves(t.dsummary())
+    return curves(t.summary("discrepancy"))
 
 
 @figure("discrepancy_frac_distinct", "Share of draws that still tell u from v", claims=(4,))
 def discrepancy_frac_distinct(t):
-    return frac_distinct(t.dsummary())
+    return frac_distinct(t.summary("discrepancy"))

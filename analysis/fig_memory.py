@@ -11,10 +11,9 @@ import pandas as pd
 from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
-from .fig_discrepancy import FLOOR, pick_dtype
-from .rates import decay_summary, float64_rows
+from .fig_discrepancy import FLOOR
 from .registry import Skip, figure
-from .tables import discrepancy_summary
+from .tables import pick_dtype
 
 CELL_ORDER = ("vanilla", "tanh", "gru", "lstm", "mgu")
 SECTION = "origin"
@@ -45,7 +44,7 @@ def spread_ks(ks, most: int = 5):
 
 def _state_summary(t):
     try:
-        return pick_dtype(discrepancy_summary(t.get("state_discrepancy")))
+        return pick_dtype(t.summary("state_discrepancy"))
     except Skip:
         return None
 
@@ -90,7 +89,7 @@ def curves_by_cell(summary: pd.DataFrame, inits, state: pd.DataFrame = None) -> 
 @figure("memory_curves", "Every cell's median D(l) and share of distinct draws, under N(0,1) and gain 1",
         section=SECTION)
 def memory_curves(t):
-    s = pick_dtype(t.dsummary())
+    s = pick_dtype(t.summary("discrepancy"))
     inits = [i for i in ("normal", "gain:1") if (s["init"] == i).any()] or [sorted(s["init"].unique())[0]]
     return curves_by_cell(s, inits, _state_summary(t))
 
@@ -143,11 +142,11 @@ def across_k(summary: pd.DataFrame, memory: pd.DataFrame = None, state: pd.DataF
 @figure("memory_across_k", "D at l = 50 and the largest Lyapunov exponent against k, every cell, N(0,1)",
         section=SECTION)
 def memory_across_k(t):
-    s = pick_dtype(t.dsummary())
+    s = pick_dtype(t.summary("discrepancy"))
     if not (s["init"] == "normal").any():
         raise Skip("no N(0,1) rows in the discrepancy table")
     try:
-        m = float64_rows(decay_summary(t.get("memory")))
+        m = pick_dtype(t.summary("memory"))
     except Skip:
         m = None
     return across_k(s, m, _state_summary(t))
@@ -188,7 +187,7 @@ def phase(memory: pd.DataFrame) -> Figure:
 @figure("memory_phase", "Order and chaos over weight scale and width: the largest Lyapunov exponent per cell",
         section=SECTION)
 def memory_phase(t):
-    m = float64_rows(decay_summary(t.get("memory")))
+    m = pick_dtype(t.summary("memory"))
     if gain_rows(m).empty:
         raise Skip("no gain:G rows in the memory table")
     return phase(m)
@@ -255,7 +254,7 @@ def claim4_rates(memory: pd.DataFrame) -> Figure:
 
 @figure("claim4_decay_rates", "Decay rates of median D against k with 95 % intervals, vanilla and GRU", claims=(4,))
 def claim4_decay_rates(t):
-    m = float64_rows(decay_summary(t.get("memory")))
+    m = pick_dtype(t.summary("memory"))
     if not {"vanilla", "gru"} & set(m["cell"]):
         raise Skip("no vanilla or GRU rows in the memory table")
     return claim4_rates(m)

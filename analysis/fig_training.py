@@ -26,10 +26,6 @@ from .sec_training import by_length
 from .success import PAPER_K, is_embedded, success_flags
 
 
-class NothingToDraw(Exception):
-    pass
-
-
 def pick_k(df: pd.DataFrame, task: str, cell: str) -> int:
     want = PAPER_K.get((task, cell))
     ks = df["k"].value_counts()
@@ -46,7 +42,7 @@ def pick_runs(probes: pd.DataFrame, task: str, cell: str) -> Dict[str, pd.DataFr
     """{recipe: probe rows of its lowest-seed run} for the paper's (task, cell, k)."""
     p = probes[(probes["task"] == task) & (probes["cell"] == cell)]
     if p.empty:
-        raise NothingToDraw(f"no {cell} probes on {task}")
+        raise Skip(f"no {cell} probes on {task}")
     p = own_recipes(p[p["k"] == pick_k(p, task, cell)])
     out = {}
     for recipe in sorted(set(p["recipe"]), key=lambda x: (not x.startswith("paper"), x)):
@@ -87,11 +83,7 @@ def probe_heatmap(probes: pd.DataFrame, task: str, cell: str, kind: str,
     states (kind 'hidden', columns h_1..h_k) after each probe prefix; one row of panels per
     recipe. Image gid: '<recipe>|<probe>' ('<recipe>|' for Reber)."""
     task = _task_name(probes, task)
-    try:
-        chosen = pick_runs(probes, task, cell)
-    except NothingToDraw as e:
-        raise Skip(str(e)) from None
-    per = [(recipe, probe_matrix(rows, kind, task), rows) for recipe, rows in chosen.items()]
+    per = [(recipe, probe_matrix(rows, kind, task), rows) for recipe, rows in pick_runs(probes, task, cell).items()]
     ncols = max(len(p) for _, p, _ in per)
     if ncols == 0:
         raise Skip(f"no {kind} probes for {cell} on {task}")

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .fig_memory import SECTION, cells_in, gain_rows
-from .rates import decay_summary, float64_rows, time_constant
+from .rates import time_constant
 from .registry import Section, Skip, section
+from .tables import pick_dtype
 
 FACTORS = ("cell", "gain", "k")
 KEPT_LAMBDA, KEPT_RATE = 0.1, 0.01   # an ordered draw (λ < -0.1) whose D does not decay (|rate| < 0.01)
@@ -135,7 +136,7 @@ def agreement(draws: pd.DataFrame) -> List[str]:
 
 @section(SECTION, "Where the difference comes from")
 def origin(t) -> Section:
-    m = float64_rows(decay_summary(t.get("memory")))
+    m = pick_dtype(t.summary("memory"))
     if gain_rows(m).empty and m["lyapunov_q50"].isna().all():
         raise Skip("the memory table has neither a weight-scale sweep nor Lyapunov exponents")
     value = measure_of(m)

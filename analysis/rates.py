@@ -20,26 +20,24 @@ from .tables import mean_ci
 KEYS = ["cell", "init", "dtype", "k"]
 
 
-def decay_summary(memory: pd.DataFrame, prefix: str = "rate", level: float = 0.95) -> pd.DataFrame:
-    """One row per (cell, init, dtype, k): n_seeds, gain, rate, lo, hi, ci_method, and the
-    medians over ensembles of l_half and of the Lyapunov quantiles. ``prefix`` 'rate' is D's
-    median, 'distinct' frac_distinct's."""
-    value, lo_col, hi_col = (f"{prefix}", f"{prefix}_lo", f"{prefix}_hi") if prefix == "rate" else \
-        (f"{prefix}_rate", f"{prefix}_lo", f"{prefix}_hi")
+def decay_summary(memory: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, init, dtype, k): n_seeds, gain, D's median's decay rate with its 95 %
+    interval (rate, lo, hi, ci_method), and the medians over ensembles of l_half and of the
+    Lyapunov quantiles."""
     rows = []
     for key, g in memory.groupby(KEYS, sort=True):
-        r = g[value].to_numpy(float)
+        r = g["rate"].to_numpy(float)
         known = r[~np.isnan(r)]
         if len(known) == 0:
             rate, lo, hi, how = math.nan, math.nan, math.nan, "none"
         elif len(known) >= 2 and np.isfinite(known).all():
-            rate, lo, hi = mean_ci(known, level)
+            rate, lo, hi = mean_ci(known)
             how = "seeds"
         elif len(known) == 1:
             i = int(np.flatnonzero(~np.isnan(r))[0])
-            rate, lo, hi, how = known[0], float(g[lo_col].iloc[i]), float(g[hi_col].iloc[i]), "draws"
+            rate, lo, hi, how = known[0], float(g["rate_lo"].iloc[i]), float(g["rate_hi"].iloc[i]), "draws"
         else:
-            rate, lo, hi, how = float(np.mean(known)), float(g[lo_col].min()), float(g[hi_col].max()), "envelope"
+            rate, lo, hi, how = float(np.mean(known)), float(g["rate_lo"].min()), float(g["rate_hi"].max()), "envelope"
         row = {**dict(zip(KEYS, key)), "gain": float(g["gain"].iloc[0]), "n_seeds": len(g),
                "n_draws": int(g["n_draws"].sum()), "l_max": int(g["l_max"].max()),
                "rate": rate, "lo": lo, "hi": hi, "ci_method": how,
@@ -50,11 +48,6 @@ def decay_summary(memory: pd.DataFrame, prefix: str = "rate", level: float = 0.9
         row["saturated"] = float(g["saturated"].astype(float).mean()) if g["saturated"].notna().any() else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def float64_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The float64 rows when there are any (the default and the reference), else all rows."""
-    return df[df["dtype"] == "float64"] if (df["dtype"] == "float64").any() else df
 
 
 def time_constant(rate: float) -> float:

@@ -14,7 +14,11 @@ from typing import Callable, Dict, List, Tuple
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .rates import decay_summary
 from .tables import NoData, discrepancy_summary, load
+
+# The summaries several figures and sections read, by the table they summarise.
+SUMMARIES = {"discrepancy": discrepancy_summary, "state_discrepancy": discrepancy_summary, "memory": decay_summary}
 
 
 class Skip(Exception):
@@ -22,7 +26,7 @@ class Skip(Exception):
 
 
 class Tables:
-    """Lazy, cached access to DIR's tables for the figure builders; ``used`` collects the
+    """Lazy, cached access to DIR's tables and their summaries for the figure builders; ``used`` collects the
     tables asked for (the report marks what a section read while it was being written)."""
 
     def __init__(self, out: str):
@@ -41,11 +45,14 @@ class Tables:
             raise Skip(f"no {table!r} table")
         return self._cache[table]
 
-    def dsummary(self):
-        """The discrepancy table with seed ensembles combined (analysis.tables.discrepancy_summary)."""
-        if "_dsummary" not in self._cache:
-            self._cache["_dsummary"] = discrepancy_summary(self.get("discrepancy"))
-        return self._cache["_dsummary"]
+    def summary(self, table: str):
+        """``table`` with seed ensembles combined (``SUMMARIES``: analysis.tables.discrepancy_summary,
+        analysis.rates.decay_summary), computed once; a later call still counts as reading ``table``."""
+        key = f"summary/{table}"
+        if key not in self._cache:
+            self._cache[key] = SUMMARIES[table](self.get(table))
+        self.used.add(table)
+        return self._cache[key]
 
 
 @dataclass(frozen=True)

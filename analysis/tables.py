@@ -27,7 +27,7 @@ form of the t CDF for integer degrees of freedom, inverted by bisection.
 """
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,6 @@ import pyarrow as pa
 from sweeps.fileformat import Damaged, decode
 from sweeps.store import Store
 from sweeps.survey import expected, survey
-
-TABLES = ("discrepancy", "runs", "epochs", "gradients", "probes")
 
 
 class NoData(ValueError):
@@ -50,20 +48,10 @@ class Corrupt(ValueError):
     in its place): an error naming it, never a figure quietly drawn from it."""
 
 
-def table_files(out: str, table: str) -> List[str]:
-    """Committed Parquet files of ``table`` (names starting with '.' or '_' are not committed)."""
-    store = Store(out)
-    return [store.path(table, name) for name in store.list_files(store.path(table))]
-
-
 def available(out: str) -> List[str]:
     """Names of the tables ``out`` holds at least one committed file of."""
     store = Store(out)
     return [t for t in store.list_dirs(store.root) if not t.startswith((".", "_")) and store.list_files(store.path(t))]
-
-
-def has(out: str, table: str) -> bool:
-    return bool(table_files(out, table))
 
 
 def load(out: str, table: str, **filters) -> pd.DataFrame:
@@ -168,6 +156,13 @@ def provenance(out: str) -> Dict:
     return {"sweeps": sweeps, "groups": groups, "versions": versions,
             "planned": {t: len(names) for t, names in planned.items()},
             "partial": {t: (groups.get(t, 0), len(names)) for t, names in planned.items() if groups.get(t, 0) < len(names)}}
+
+
+def pick_dtype(summary: pd.DataFrame) -> pd.DataFrame:
+    """float64 rows when there are any (the default and the reference), else all rows."""
+    if "dtype" in summary.columns and (summary["dtype"] == "float64").any():
+        return summary[summary["dtype"] == "float64"]
+    return summary
 
 
 # ---------------------------------------------------------------------- intervals
@@ -316,11 +311,3 @@ def accuracy_summary(df: pd.DataFrame, by: List[str], column: str, level: float 
         m, lo, hi = mean_ci(g[column], level)
         rows.append({**dict(zip(by, key)), "n": int(g[column].notna().sum()), "mean": m, "lo": lo, "hi": hi})
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "lo", "hi"])
-
-
-def largest_common(summary: pd.DataFrame, column: str, cells: Optional[List[str]] = None):
-    """The largest value of ``column`` present for every cell in ``cells`` (None if none)."""
-    cells = cells or sorted(summary["cell"].unique())
-    sets = [set(summary.loc[summary["cell"] == c, column]) for c in cells]
-    common = set.intersection(*sets) if sets else set()
-    return max(common) if common else None

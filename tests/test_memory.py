@@ -10,7 +10,7 @@ import torch
 
 import cells
 from analysis import claims as C
-from analysis import fig_memory, origin
+from analysis import fig_memory, origin, registry
 from analysis.rates import decay_summary, runs_of
 from analysis.tables import load, mean_ci, wilson
 from sweeps.jobs import discrepancy as D
@@ -256,7 +256,10 @@ def test_the_section_states_which_factor_decides():
     m = memory_frame(rates)
     m["gain"] = m["init"].str[5:].astype(float)
 
-    class Tables:
+    class Tables(registry.Tables):      # the report's tables, with only this memory table in them
+        def __init__(self):
+            super().__init__("")
+
         def get(self, name):
             if name == "memory":
                 return m
