@@ -19,10 +19,8 @@ After compaction a damaged part is set aside and its groups computed again from 
 (their shards are gone). Compaction holds one table's rows in memory at a time, as a pandas
 reader of that table would.
 """
-import ctypes
 import os
 import shutil
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,8 +33,8 @@ from .errors import UsageError
 from .fileformat import Damaged, decode, encode
 from .index import Entry
 from .status import recorded_groups
-from .store import Store
-from .survey import survey
+from .store import LIBC, Store
+from .survey import expected, survey
 
 PART_MB = 128
 STAGE, OLD = ".compacted-", ".precompact-"
@@ -66,7 +64,7 @@ def compact(store: Store, part_mb: float = PART_MB) -> CompactResult:
             gone.add(store.rel(path))
             result.damaged.append(f"{store.display(path)}: {why}")
         fresh: List[Entry] = []
-        generation = time.strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
+        generation = new_generation()
         for table in tables:
             held = cat.groups.get(table, {})
             files = sorted({e.path for e in held.values()} | {e.path for e in cat.duplicates if e.table == table})
@@ -101,7 +99,7 @@ def _committed(store: Store, cat) -> Set[Tuple[str, str]]:
     """(job, group) pairs present in every table their recorded sweep plans them in (a group
     no record plans keeps its shards)."""
     try:
-        planned = recorded_groups(store)
+        planned, _ = recorded_groups(store)
     except UsageError:
         planned = {}
     out = set()
@@ -122,10 +120,8 @@ def _read_groups(store: Store, held: Dict[str, Entry]):
     for e in held.values():
         by_file.setdefault(e.path, []).append(e)
     for path, entries in sorted(by_file.items()):
-        expect = ({"kind": "part", "table": entries[0].table, "part": path.rsplit("/", 1)[1][: -len(".parquet")]}
-                  if entries[0].kind == "part" else {"kind": "table", "table": entries[0].table, "group": entries[0].group})
         try:
-            table, _ = decode(store.read_bytes(store.path(path)) or b"", expect)
+            table, _ = decode(store.read_bytes(store.path(path)) or b"", expected(path))
         except Damaged as e:
             bad.append((store.path(path), str(e)))
             continue
@@ -133,6 +129,11 @@ def _read_groups(store: Store, held: Dict[str, Entry]):
         for e in entries:
             rows[e.group] = (e, table.slice(e.start, e.rows))
     return dict(sorted(rows.items())), bad
+
+
+def new_generation() -> str:
+    """A new generation of part names: the time, then a random tag, so names sort by age."""
+    return time.strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
 
 
 def _parts(table: str, rows: Dict[str, Tuple[Entry, pa.Table]], limit: float, generation: str) -> List[Tuple[str, bytes, Dict]]:
@@ -192,15 +193,12 @@ def _finish(store: Store, table: str, tag: str) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
 def _exchange(a: str, b: str) -> bool:
     """Swap two directories atomically (renameat2 RENAME_EXCHANGE); False where unsupported."""
-    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
+    if LIBC is None or not hasattr(LIBC, "renameat2"):
         return False
     AT_FDCWD = -100
-    return _LIBC.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) == 0
+    return LIBC.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) == 0
 
 
 def recover(store: Store) -> None:
@@ -232,9 +230,8 @@ def drop_groups(store: Store, entries: List[Entry]) -> Tuple[Set[str], List[Entr
             store.delete(store.path(rel))
             gone.add(rel)
             continue
-        table, name = rel.split("/")
-        part, meta = decode(store.read_bytes(store.path(rel)) or b"", {"kind": "part", "table": table,
-                                                                       "part": name[: -len(".parquet")]})
+        table = rel.split("/")[0]
+        part, meta = decode(store.read_bytes(store.path(rel)) or b"", expected(rel))
         dropped = {e.group for e in drop}
         keep, start = {}, 0
         for g in meta["groups"]:
@@ -245,7 +242,7 @@ def drop_groups(store: Store, entries: List[Entry]) -> Tuple[Set[str], List[Entr
                                     part.slice(start, g["rows"]).replace_schema_metadata(None))
             start += g["rows"]
         if keep:
-            written = _parts(table, keep, float("inf"), time.strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4])
+            written = _parts(table, keep, float("inf"), new_generation())
             store.commit([(store.table_file(table, n), data) for n, data, _ in written])
             for n, data, m in written:
                 fresh += index.entries_of(f"{table}/{n}.parquet", len(data), None, m)

@@ -23,14 +23,13 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 from . import __version__, cost, index
 from .compact import drop_groups, recover
-from .errors import UsageError
 from .fileformat import Damaged, decode, open_checkpoint, seal_checkpoint
 from .index import Entry
 from .job import get_job
 from .plan import Shard
 from .spec import Spec
 from .store import Store
-from .survey import Catalog, GroupState, group_state, survey
+from .survey import Catalog, GroupState, expected, group_state, refuse_conflicts, survey
 from .task import Output, Task, encode_tables
 
 # A task should run about this long: long enough that a task's own overhead (about 1 ms of
@@ -76,11 +75,7 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
         tables = sorted({t for g in groups for t in g.tables})
         cat = survey(store, tables, jobs, verify)
         states = [group_state(cat, g) for g in groups]
-        conflicts = [s for s in states if s.conflict]
-        if conflicts and not overwrite:
-            more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-            raise UsageError(f"refused: {conflicts[0].conflict}{more}. Write to a new --out directory, "
-                             f"or pass --overwrite to replace those groups")
+        conflicts = [s for s in states if s.conflict] if overwrite else refuse_conflicts(states)
         sweep = Sweep(spec, store, cat, SweepResult(spec, store, tables=tables), resume_hint)
         sweep.drop(conflicts)
         states = [group_state(cat, s.group) if s.conflict else s for s in states]
@@ -200,8 +195,7 @@ class Sweep:
         for shard in s.group.shards:
             path = self.store.shard_file(shard.job, shard.group, shard.id)
             try:
-                tables.append(decode(self.store.read_bytes(path) or b"", {"kind": "shard", "job": shard.job,
-                                                                         "group": shard.group, "shard": shard.id})[0])
+                tables.append(decode(self.store.read_bytes(path) or b"", expected(self.store.rel(path)))[0])
             except Damaged as e:
                 self.set_aside(path, str(e))
                 damaged.append(shard)

@@ -45,9 +45,6 @@ class Kind:
     def schema(self) -> Dict:
         raise NotImplementedError
 
-    def example(self) -> str:
-        return ""
-
 
 @dataclass(frozen=True)
 class Ints(Kind):
@@ -76,9 +73,6 @@ class Ints(Kind):
     def schema(self) -> Dict:
         one = [{"type": "integer", "minimum": self.minimum}, {"type": "string", "pattern": f"^{INT_RANGES}$"}]
         return {"oneOf": [*one, {"type": "array", "items": {"oneOf": one}, "minItems": 1}]}
-
-    def example(self) -> str:
-        return "e.g. 3, 1-20 or 0,2,5-7"
 
 
 def _expand(part, key: str) -> range:

@@ -1,7 +1,7 @@
 """``lksweep status DIR``: what every sweep launched on DIR has done and has left."""
 import sys
 from collections import defaultdict
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from .errors import UsageError
 from .plan import Group
@@ -10,15 +10,17 @@ from .store import Store
 from .survey import group_state, survey
 
 
-def recorded_groups(store: Store) -> Dict:
+def recorded_groups(store: Store) -> Tuple[Dict, int]:
     """Every group planned by the sweeps recorded in OUT/_sweeps/, the newest record's
-    settings winning (after an --overwrite, older records plan groups replaced on purpose)."""
-    names = store.list_files(store.path("_sweeps"), suffix=".json")
-    if not names:
+    settings winning (after an --overwrite, older records plan groups replaced on purpose), and
+    the number of records (one listing, which also gives their times)."""
+    listed = store.scan(store.path("_sweeps"))
+    rels = [r for r in listed if r.endswith(".json") and not r.rsplit("/", 1)[-1].startswith("_")]
+    if not rels:
         raise UsageError(f"DIR: {store.display()} holds no lksweep sweep (no _sweeps/ records)")
     groups: Dict = {}
-    for name in sorted(names, key=lambda n: store.mtime(store.path("_sweeps", n)), reverse=True):
-        path = store.path("_sweeps", name)
+    for rel in sorted(rels, key=lambda r: listed[r].mtime_ns or 0, reverse=True):
+        path = store.path(rel)
         record = store.read_json(path)
         try:
             planned = validate(record["spec"], large=True).groups()
@@ -27,7 +29,7 @@ def recorded_groups(store: Store) -> Dict:
             continue
         for g in planned:
             groups.setdefault((g.job, g.name), g)
-    return groups
+    return groups, len(rels)
 
 
 def writer_line(store: Store) -> str:
@@ -46,7 +48,8 @@ def writer_line(store: Store) -> str:
 
 def print_status(store: Store, file=None) -> int:
     file = file or sys.stdout
-    groups: List[Group] = list(recorded_groups(store).values())
+    planned, n = recorded_groups(store)
+    groups: List[Group] = list(planned.values())
     cat = survey(store, {t for g in groups for t in g.tables}, {g.job for g in groups})
     rows = defaultdict(lambda: [0, 0, 0, 0])  # table -> groups done, groups, shards done, shards
     for g in groups:
@@ -60,7 +63,6 @@ def print_status(store: Store, file=None) -> int:
                 row[2] += len(g.shards)
             else:
                 row[2] += len(state.done)
-    n = len(store.list_files(store.path("_sweeps"), suffix=".json"))
     print(f"{store.display()}: {n} sweep(s){writer_line(store)}", file=file)
     print(f"{'table':<14}{'groups done':>14}{'shards done':>14}{'pending':>10}", file=file)
     for table, (gd, gt, sd, st) in sorted(rows.items()):

@@ -317,16 +317,16 @@ def _put(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         f.write(data)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def _sync(paths: Sequence[str]) -> None:
     """Flush ``paths`` (files or directories, all on one filesystem) to disk: one syncfs(2) of
     their filesystem where there is one (a whole batch at once), else one fsync each."""
-    if _LIBC is not None and hasattr(_LIBC, "syncfs") and paths:
+    if LIBC is not None and hasattr(LIBC, "syncfs") and paths:
         fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY)
         try:
-            if _LIBC.syncfs(fd) == 0:
+            if LIBC.syncfs(fd) == 0:
                 return
         finally:
             os.close(fd)
