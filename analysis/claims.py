@@ -16,8 +16,9 @@ import pandas as pd
 
 from . import hist
 from .rates import decay_summary, runs_of, time_constant
-from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models
-from .tables import NoData, load, pick_dtype, rate_summary, wilson
+from .registry import Skip, Tables
+from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models, success_flags
+from .tables import pick_dtype, rate_summary, wilson
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = "supported", "not supported", "inconclusive", "not measured"
 
@@ -96,12 +97,12 @@ class Claim:
         return vs.pop() if len(vs) == 1 else "depends: " + ", ".join(f"{f.scope}: {f.verdict}" for f in self.findings)
 
 
-def _try(out, table, **filters) -> Optional[pd.DataFrame]:
+def _get(tables: Tables, table: str) -> Optional[pd.DataFrame]:
+    """``table`` from the report's tables, None when it is missing or empty."""
     try:
-        df = load(out, table, **filters)
-    except NoData:
+        return tables.get(table)
+    except Skip:
         return None
-    return df if len(df) else None
 
 
 def _fmt_rate(r) -> str:
@@ -109,19 +110,19 @@ def _fmt_rate(r) -> str:
 
 
 # ---------------------------------------------------------------------- claim 1
-def success_rates(runs: Optional[pd.DataFrame], task: str, column: str, threshold: float, by: List[str]):
-    """(runs, rates): the paper's models on ``task``, a run succeeding when ``column`` >=
-    ``threshold``, and Wilson rates per scope and ``by``; (None, None) if none ran."""
+def success_rates(runs: Optional[pd.DataFrame], task: str, by: List[str]):
+    """(runs, rates): the paper's models on ``task`` with their ``success`` (``success_flags``),
+    and Wilson rates per scope and ``by``; (None, None) if none ran."""
     d = None if runs is None else paper_models(runs, task)
     if d is None or d.empty:
         return None, None
-    d["success"] = d[column] >= threshold
+    d["success"] = success_flags(d)
     return d, rate_summary(d, ["scope", *by], "success")
 
 
 def claim1(runs: Optional[pd.DataFrame]) -> Claim:
     c = Claim(1, CLAIMS[1], RULES[1])
-    d, rates = success_rates(runs, "reber", "string_accuracy", STRING_SUCCESS, ["k"])
+    d, rates = success_rates(runs, "reber", ["k"])
     if d is None:
         return c
     for scope, g in rates.groupby("scope", sort=True):
@@ -146,7 +147,7 @@ def claim2_verdict(gru, vanilla) -> str:
 
 def claim2(runs: Optional[pd.DataFrame]) -> Claim:
     c = Claim(2, CLAIMS[2], RULES[2])
-    d, rates = success_rates(runs, "embedded-reber", "outer_accuracy", OUTER_SUCCESS, ["cell"])
+    d, rates = success_rates(runs, "embedded-reber", ["cell"])
     if d is None:
         return c
     strict = rate_summary(d, ["scope", "cell"], "strict").set_index(["scope", "cell"])
@@ -288,8 +289,7 @@ def claim4(memory: Optional[pd.DataFrame]) -> Claim:
     return c
 
 
-def judge(out: str) -> List[Claim]:
-    """All four claims against the tables of output directory ``out``."""
-    runs = _try(out, "runs")
-    grads = _try(out, "gradients")
-    return [claim1(runs), claim2(runs), claim3(grads), claim4(_try(out, "memory"))]
+def judge(tables: Tables) -> List[Claim]:
+    """All four claims against an output directory's tables (``analysis.registry.Tables``)."""
+    runs = _get(tables, "runs")
+    return [claim1(runs), claim2(runs), claim3(_get(tables, "gradients")), claim4(_get(tables, "memory"))]

@@ -17,12 +17,13 @@ def check_dir(out: str) -> None:
         raise NoData(str(e)) from None
 
 
-def figures(out: str, to: Optional[str] = None, file=None):
-    """Write figures/*.png|pdf (into DIR or ``to``), print one line per figure written or skipped."""
+def figures(out: str, to: Optional[str] = None, file=None, tables=None):
+    """Write figures/*.png|pdf (into DIR or ``to``), print one line per figure written or skipped;
+    ``tables`` as in :func:`analysis.figures.write_figures`."""
     file = file or sys.stdout
     from .figures import destination, write_figures
     check_dir(out)
-    results = write_figures(out, to=to)
+    results = write_figures(out, to=to, tables=tables)
     for r in results:
         print(f"  {r.png}" if r.png else f"  {r.note}", file=file)
     n = sum(1 for r in results if r.png)
@@ -34,9 +35,11 @@ def figures(out: str, to: Optional[str] = None, file=None):
 def report(out: str, to: Optional[str] = None, file=None) -> str:
     """Figures, then report.html; the last line printed says where the report is."""
     file = file or sys.stdout
+    from .registry import Tables
     from .report import write_report
-    results = figures(out, to, file)
-    path = write_report(out, results, to)
+    tables = Tables(out)       # read once, for the figures and the report
+    results = figures(out, to, file, tables)
+    path = write_report(out, results, to, tables)
     print(f"Report: {path}", file=file)
     return path
 

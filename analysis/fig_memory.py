@@ -12,6 +12,7 @@ from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
 from .fig_discrepancy import FLOOR
+from .fig_training import panel_grid
 from .registry import Skip, figure
 from .tables import pick_dtype
 
@@ -229,10 +230,7 @@ def claim4_rates(memory: pd.DataFrame) -> Figure:
     and GRU, one panel per init (the paper's draws and any gains)."""
     m = memory[memory["cell"].isin(["vanilla", "gru"])]
     inits = sorted(m["init"].unique(), key=init_order)
-    cols = min(4, len(inits))
-    rows = -(-len(inits) // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig, axes = panel_grid(len(inits), 4, (4.2, 3.4))
     for ax, init in zip(axes, inits):
         for i, cell in enumerate(("vanilla", "gru")):
             d = m[(m["cell"] == cell) & (m["init"] == init)].sort_values("k")
@@ -245,8 +243,6 @@ def claim4_rates(memory: pd.DataFrame) -> Figure:
         ax.axhline(0, color="k", linewidth=0.6)
         ax.set_xscale("log", base=2), ax.set_xlabel("k"), ax.set_title(f"init {init}", fontsize=10)
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(inits):]:
-        ax.set_axis_off()
     axes[0].set_ylabel("decay rate of median D per step"), axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

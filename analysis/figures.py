@@ -30,9 +30,8 @@ class Result:
     png_bytes: bytes = b""
 
 
-def build(out: str, names: Optional[List[str]] = None):
+def build(tables: Tables, names: Optional[List[str]] = None):
     """Yield (definition, Figure or None, note) for every figure (or those in ``names``)."""
-    tables = Tables(out)
     for fig in FIGURES:
         if names and fig.name not in names:
             continue
@@ -47,14 +46,16 @@ def destination(out: str, to: Optional[str]) -> Store:
     return Store(to) if to else Store(out)
 
 
-def write_figures(out: str, names: Optional[List[str]] = None, pdf: bool = True, to: Optional[str] = None) -> List[Result]:
+def write_figures(out: str, names: Optional[List[str]] = None, pdf: bool = True, to: Optional[str] = None,
+                  tables: Optional[Tables] = None) -> List[Result]:
     """Draw every figure DIR's tables allow into ``figures/`` of DIR (or of ``to``); NoData if
-    DIR holds no table."""
+    DIR holds no table. ``tables``: DIR's tables as already read (a report passes its own, so
+    each table is read once), else read here."""
     if not available(out):
         raise NoData(f"DIR: {Store(out).display()} holds no lksweep table (expected e.g. DIR/discrepancy/*.parquet)")
     dest = destination(out, to)
     results = []
-    for spec, fig, note in build(out, names):
+    for spec, fig, note in build(tables or Tables(out), names):
         r = Result(spec.name, spec.title, note=note)
         if fig is not None:
             r.png_bytes = _render(fig, "png", dpi=110)

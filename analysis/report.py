@@ -63,13 +63,12 @@ def figure_entry(r: Result, shown: set) -> Dict:
     return entry
 
 
-def data_checks(out: str) -> List[str]:
+def data_checks(tables: Tables) -> List[str]:
     """Impossible values in the tables, stated on the page rather than hidden."""
     warnings = []
     try:
-        from .tables import load
-        d = load(out, "discrepancy")
-    except NoData:
+        d = tables.get("discrepancy")
+    except Skip:
         return warnings
     bad = d[(d["frac_distinct"] > 1) | (d["frac_distinct"] < 0)]
     if len(bad):
@@ -85,8 +84,8 @@ def partial_note(partial: Dict[str, tuple], tables: Iterable[str]) -> str:
     return "; ".join(f"partial: {partial[t][0]} of {partial[t][1]} {t} groups" for t in sorted(set(tables)) if t in partial)
 
 
-def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
-    """Everything the template shows."""
+def context(out: str, results: List[Result], claims: List[C.Claim], tables: Tables) -> Dict:
+    """Everything the template shows; the sections read ``tables`` (DIR's)."""
     prov = provenance(out)
     by_name = {r.name: r for r in results}
     shown: set = set()
@@ -106,7 +105,7 @@ def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
         page_claims.append({"number": c.number, "statement": c.statement, "rule": c.rule,
                             "findings": [finding(f, partial) for f in c.findings],
                             "glance": [finding(f, partial) for f in (c.findings or missing)], "figures": figures})
-    sections, tables = [], Tables(out)
+    sections = []
     for sd in SECTIONS:
         tables.used.clear()
         try:
@@ -123,7 +122,7 @@ def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
     return {
         "name": store.root.rsplit("/", 1)[-1], "out": store.display(), "css": CSS, "colors": COLORS,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"), "tables": available(out),
-        "claims": page_claims, "data_checks": data_checks(out), "sections": sections,
+        "claims": page_claims, "data_checks": data_checks(tables), "sections": sections,
         "other_figures": [figure_entry(r, shown) for r in results if r.name not in shown],
         "versions": ", ".join(f"{v} ({n} file(s))" for v, n in sorted(prov["versions"].items())),
         "status": [(t, n, planned.get(t, "?")) for t, n in sorted(prov["groups"].items())],
@@ -133,18 +132,17 @@ def context(out: str, results: List[Result], claims: List[C.Claim]) -> Dict:
     }
 
 
-def render(out: str, results: List[Result], claims: List[C.Claim]) -> str:
-    return TEMPLATE.render(**context(out, results, claims))
-
-
-def write_report(out: str, results: Optional[List[Result]] = None, to: Optional[str] = None) -> str:
+def write_report(out: str, results: Optional[List[Result]] = None, to: Optional[str] = None,
+                 tables: Optional[Tables] = None) -> str:
     """Write ``report.html`` into DIR (or the local directory ``to``), drawing the figures
-    first unless given; returns where it is, as the user types it."""
+    first unless given; ``tables``: DIR's tables as the figures read them (else read here, once
+    for the figures, claims and sections). Returns where the report is, as the user types it."""
     if not available(out):
         raise NoData(f"DIR: {Store(out).display()} holds no lksweep table (expected e.g. DIR/discrepancy/*.parquet)")
+    tables = tables or Tables(out)
     if results is None:
-        results = write_figures(out, to=to)
+        results = write_figures(out, to=to, tables=tables)
     dest = destination(out, to)
     path = dest.path("report.html")
-    dest.write_bytes(path, render(out, results, C.judge(out)).encode())
+    dest.write_bytes(path, TEMPLATE.render(**context(out, results, C.judge(tables), tables)).encode())
     return dest.display(path)

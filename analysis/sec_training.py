@@ -91,8 +91,7 @@ def comparisons(d: pd.DataFrame) -> pd.DataFrame:
                 worse = None if better is None else b if better is a else a
                 rows.append({"ingredient": x, "cell": a.cell, "k": a.k, "level a": a[x], "level b": b[x],
                              "recipe a": a.recipe, "recipe b": b.recipe,
-                             "success a": f"{a.successes}/{a.n} [{a.lo:.0%}, {a.hi:.0%}]",
-                             "success b": f"{b.successes}/{b.n} [{b.lo:.0%}, {b.hi:.0%}]",
+                             "success a": _interval(a), "success b": _interval(b),
                              "better": None if better is None else better[x],
                              "flip": better is not None and better.lo > MAJORITY and worse.hi < MAJORITY})
     return pd.DataFrame(rows, columns=["ingredient", "cell", "k", "level a", "level b", "recipe a", "recipe b",
@@ -106,9 +105,13 @@ def ingredient_verdict(comps: pd.DataFrame) -> str:
     return DECIDES if comps["flip"].all() else CONTRIBUTES
 
 
-def _rate(g: pd.DataFrame, column: str) -> str:
-    r = rate_summary(g.assign(flag=g[column].astype(bool)), ["cell"], "flag").iloc[0]
+def _interval(r) -> str:
+    """A rate_summary row as 'successes/n [lo, hi]'."""
     return f"{int(r.successes)}/{int(r.n)} [{r.lo:.0%}, {r.hi:.0%}]"
+
+
+def _rate(g: pd.DataFrame, column: str) -> str:
+    return _interval(rate_summary(g.assign(flag=g[column].astype(bool)), ["cell"], "flag").iloc[0])
 
 
 @section("ingredients", "What decides whether the vanilla cell learns the outer symbol")

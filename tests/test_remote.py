@@ -10,6 +10,7 @@ import sys
 import pyarrow.fs as pafs
 
 from analysis import claims as C
+from analysis.registry import Tables
 from analysis.report import context
 from sweeps.store import Store
 from sweeps.survey import survey
@@ -77,11 +78,11 @@ def test_verdicts_drawn_from_part_of_the_groups_say_so(disc_dir, tmp_path):
     out = tmp_path / "out"
     F.copy_tables(disc_dir, out, F.DISCREPANCY_TABLES)
     F.write_training(str(out))
-    page = context(str(out), [], C.judge(str(out)))
+    page = context(str(out), [], C.judge(Tables(str(out))), Tables(str(out)))
     assert not any(f["partial"] for c in page["claims"] for f in c["glance"])
     for name in ("vanilla-xavier-k6-seed2.parquet", "gru-normal-k1-seed0.parquet"):
         (out / "memory" / name).unlink()              # a sweep still being written
-    page = context(str(out), [], C.judge(str(out)))
+    page = context(str(out), [], C.judge(Tables(str(out))), Tables(str(out)))
     by_claim = {c["number"]: {f["partial"] for f in c["glance"]} for c in page["claims"]}
     assert by_claim[4] == {"partial: 106 of 108 memory groups"}
     assert by_claim[1] == by_claim[2] == by_claim[3] == {""}     # the runs and gradients tables are whole

@@ -221,10 +221,11 @@ def test_run_spec_with_report_ends_with_report(cli, tmp_path):
 
 
 def test_impossible_values_are_flagged(disc_dir, tmp_path):
+    from analysis.registry import Tables
     from analysis.report import data_checks
-    assert data_checks(disc_dir) == []
+    assert data_checks(Tables(disc_dir)) == []
     df = load(disc_dir, "discrepancy")
     os.makedirs(tmp_path / "discrepancy")
     df.assign(frac_distinct=df.frac_distinct.where(df.k != 3, 1.02)).to_parquet(tmp_path / "discrepancy" / "x.parquet")
-    (w,) = data_checks(str(tmp_path))
+    (w,) = data_checks(Tables(str(tmp_path)))
     assert w.startswith("432 discrepancy row(s) have frac_distinct outside [0, 1]")
