@@ -163,20 +163,19 @@ def _swap(store: Store, table: str, parts, old_files: Iterable[str]) -> List[Ent
         tag = uuid.uuid4().hex[:8]
         build = store.path(f".tmp-compact-{table}-{tag}")
         os.makedirs(build)
-        store.commit([(f"{build}/{name}.parquet", data) for name, data, _ in parts]
-                     + [(f"{build}/.compacted-{tag}", b"")])
+        # (renaming the directory keeps the files' times, so the commit's are the live files')
+        times = store.commit([(f"{build}/{name}.parquet", data) for name, data, _ in parts]
+                             + [(f"{build}/.compacted-{tag}", b"")])[:len(parts)]
         stage = store.path(f"{STAGE}{table}-{tag}")
         os.rename(build, stage)
         _finish(store, table, tag)
     else:
-        store.commit([(store.table_file(table, name), data) for name, data, _ in parts])
+        times = store.commit([(store.table_file(table, name), data) for name, data, _ in parts])
         for rel in old_files:
             store.delete(store.path(rel))
-    listed = store.scan(store.path(table)) if store.is_local else {}
     entries = []
-    for name, data, meta in parts:
-        rel = f"{table}/{name}.parquet"
-        entries += index.entries_of(rel, len(data), listed[rel].mtime_ns if rel in listed else None, meta)
+    for (name, data, meta), mtime in zip(parts, times):
+        entries += index.entries_of(f"{table}/{name}.parquet", len(data), mtime, meta)
     return entries
 
 
