@@ -71,13 +71,18 @@ def check_count(e: SweepCost, large: bool) -> None:
 def check_shard(e: SweepCost, large: bool, available: Optional[float], where: str) -> None:
     """Refuse a shard that cannot fit in ``available`` bytes of memory (None: not known yet),
     and, without ``large``, one estimated above MAX_SHARD_HOURS."""
-    if e.shard_bytes and available and e.shard_bytes > available:
-        raise UsageError(f"refused: one shard ({e.biggest}) needs about {_size(e.shard_bytes)} of memory; "
-                         f"{where} has {_size(available)}")
+    check_memory(e, available, where)
     if e.shard_seconds > MAX_SHARD_HOURS * 3600 and not large:
         raise UsageError(f"refused: one shard ({e.longest}) would run about {duration(e.shard_seconds)} on one core "
                          f"with no progress shown; lower the shard size (e.g. --shard-size) to split it, or pass "
                          f"--large to run it anyway")
+
+
+def check_memory(e: SweepCost, available: Optional[float], where: str) -> None:
+    """Refuse a shard that cannot fit in ``available`` bytes of memory (None: not known yet)."""
+    if e.shard_bytes and available and e.shard_bytes > available:
+        raise UsageError(f"refused: one shard ({e.biggest}) needs about {_size(e.shard_bytes)} of memory; "
+                         f"{where} has {_size(available)}")
 
 
 def machine_memory() -> Optional[float]:

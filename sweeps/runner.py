@@ -89,7 +89,7 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
                     executor = RayExecutor(address, max_workers, _log_path(store, spec))
                 with executor as ex:
                     if address is not None:
-                        cost.check_shard(spec.cost, True, ex.node_memory, "the cluster's largest node")
+                        cost.check_memory(spec.cost, ex.node_memory, "the cluster's largest node")
                     sweep.compute(ex, max_workers)
         finally:
             sweep.close()
