@@ -25,6 +25,7 @@ Intervals (all two-sided, 95 % by default):
 No SciPy: the Student-t quantile is computed here (:func:`t_quantile`) from the closed
 form of the t CDF for integer degrees of freedom, inverted by bisection.
 """
+import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Tuple
@@ -36,6 +37,8 @@ import pyarrow as pa
 from sweeps.fileformat import Damaged, decode
 from sweeps.store import Store
 from sweeps.survey import expected, survey
+
+log = logging.getLogger(__name__)
 
 
 class NoData(ValueError):
@@ -127,13 +130,25 @@ def planned_groups(out: str) -> Tuple[List[Dict], Dict[str, set]]:
     sweeps, planned = [], {}
     for name in store.list_files(store.path("_sweeps"), suffix=".json"):
         rec = store.read_json(store.path("_sweeps", name))
-        if not isinstance(rec, dict) or not isinstance(rec.get("spec"), dict):
-            continue   # unreadable, or written by another lksweep version
+        if not isinstance(rec, dict) or not isinstance(rec.get("spec"), dict) or not _planned(rec.get("planned", {})):
+            # unreadable, or written by another lksweep version
+            log.warning("lksweep: skipping sweep record %s: not the spec and planned groups of a sweep",
+                        store.display(store.path("_sweeps", name)))
+            continue
         sweeps.append({"hash": name[:-5], "spec": rec["spec"]})
-        for job in (rec.get("planned") or {}).values():
+        for job in rec.get("planned", {}).values():
             for table in job["tables"]:
                 planned.setdefault(table, set()).update(job["groups"])
     return sweeps, planned
+
+
+def _planned(planned) -> bool:
+    """Whether a record's ``planned`` is what ``sweeps.runner.record`` writes: per job, lists
+    of table and group names."""
+    return isinstance(planned, dict) and all(
+        isinstance(job, dict) and all(isinstance(job.get(key), list) and all(isinstance(n, str) for n in job[key])
+                                      for key in ("tables", "groups"))
+        for job in planned.values())
 
 
 def provenance(out: str) -> Dict:

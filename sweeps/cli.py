@@ -101,15 +101,15 @@ def _launch_job(job, a, argv: List[str]) -> int:
 
 def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
     address = resolve_address(a.address)
-    store = Store(a.out or f"results/{sweep.name}")
+    store = Store(f"results/{sweep.name}" if a.out is None else a.out)
     cost.check_shard(sweep.cost, a.large, cost.machine_memory() if address is None else None, "this machine")
     store.check_writable()
     command = "lksweep " + " ".join(shlex.quote(x) for x in argv)
-    if not a.out:
+    if a.out is None:
         command += f" --out {shlex.quote(store.display())}"
     with interrupts():
         summary = runner.run(sweep, store, address=address, max_workers=a.max_workers, overwrite=a.overwrite,
-                             resume_hint=command, verify=a.verify)
+                             resume_hint=command, verify=a.verify, large=a.large)
         runner.print_summary(summary)
         print(f"Resume or extend: {command}")
         if a.compact:

@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import SweepError, UsageError
+from .errors import SweepError, UsageError, shown
 from .job import Job
 from .task import Output, Task, run
 
@@ -30,13 +30,24 @@ def resolve_address(address: Optional[str]) -> Optional[str]:
         address = _running_cluster(source)
     hostport = address.split("://", 1)[-1]
     host, sep, port = hostport.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise UsageError(f"{source}: expected HOST:PORT (e.g. 127.0.0.1:6379) or ray://HOST:PORT, got {address!r}")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not _host_name(host):
+        raise UsageError(f"{source}: expected HOST:PORT (a host name or IP address, a port from 1 to 65535; e.g. "
+                         f"127.0.0.1:6379) or ray://HOST:PORT, got {shown(address)}")
     why = _not_ray(host, int(port))
     if why:
         raise UsageError(f"{source}: no Ray cluster answers at {hostport} ({why}); start one with "
                          f"`ray start --head` or `ray up cluster.yaml`, or omit {source} for a local instance")
     return address
+
+
+def _host_name(host: str) -> bool:
+    """Whether ``host`` can be looked up: an IP address, or a DNS name of at most 253
+    characters in labels of 1 to 63 (a longer one fails inside the resolver's encoding)."""
+    host = host.strip("[]")
+    if ":" in host:   # an IPv6 address
+        return all(c in "0123456789abcdefABCDEF:." for c in host)
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(0 < len(label) <= 63 and label.isascii() for label in labels)
 
 
 def _not_ray(host: str, port: int) -> str:

@@ -62,9 +62,11 @@ class SweepResult:
 
 
 def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Optional[int] = None,
-        overwrite: bool = False, resume_hint: str = "", verify: bool = False, executor=None) -> SweepResult:
-    """Run ``spec`` into ``store``; see the module docstring. Inputs are already validated.
-    ``executor`` (default: Ray, see ``sweeps.cluster.RayExecutor``) runs the tasks."""
+        overwrite: bool = False, resume_hint: str = "", verify: bool = False, executor=None,
+        large: bool = False) -> SweepResult:
+    """Run ``spec`` into ``store``; see the module docstring. Inputs are already validated
+    (``large``: with ``--large``, which the sweep's record keeps). ``executor`` (default: Ray,
+    see ``sweeps.cluster.RayExecutor``) runs the tasks."""
     t0 = time.perf_counter()
     lock = store.acquire_lock()
     try:
@@ -79,7 +81,7 @@ def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Op
         sweep = Sweep(spec, store, cat, SweepResult(spec, store, tables=tables), resume_hint)
         sweep.drop(conflicts)
         states = [group_state(cat, s.group) if s.conflict else s for s in states]
-        store.write_json(store.path("_sweeps", f"{spec.hash}.json"), record(spec, groups))
+        store.write_json(store.path("_sweeps", f"{spec.hash}.json"), record(spec, groups, large))
         try:
             sweep.start(states)
             if sweep.queue:
@@ -426,9 +428,11 @@ class Sweep:
         index.rewrite(self.store, live, paths)
 
 
-def record(spec: Spec, groups) -> Dict:
-    """What OUT/_sweeps/<spec hash>.json keeps of a sweep: its validated spec, and per job the
-    tables it writes and the groups it plans (which ``analysis`` reads without planning). A job
+def record(spec: Spec, groups, large: bool = False) -> Dict:
+    """What OUT/_sweeps/<spec hash>.json keeps of a sweep: its validated spec, whether it was
+    launched with ``--large`` (``status`` checks the spec's size as the launch did), and per
+    job the tables it writes and the groups it plans (which ``analysis`` reads without
+    planning). A job
     whose groups write different tables (the discrepancy's, with Lyapunov exponents or an
     LSTM's state) gets one entry per set of tables, keyed ``job:table+table``."""
     kinds: Dict[str, set] = {}
@@ -438,7 +442,7 @@ def record(spec: Spec, groups) -> Dict:
     for g in groups:
         key = g.job if len(kinds[g.job]) == 1 else f"{g.job}:{'+'.join(g.tables)}"
         planned.setdefault(key, {"tables": list(g.tables), "groups": []})["groups"].append(g.name)
-    return {"spec": spec.to_dict(), "planned": planned, "version": __version__}
+    return {"spec": spec.to_dict(), **({"large": True} if large else {}), "planned": planned, "version": __version__}
 
 
 def print_summary(summary: SweepResult, file=None) -> None:
@@ -448,6 +452,11 @@ def print_summary(summary: SweepResult, file=None) -> None:
           f"{summary.groups_committed} group(s) committed, {summary.groups_skipped} already done "
           f"in {summary.seconds:.1f} s", file=file)
     print(f"Results: {store.display()}", file=file)
+    if store.is_local:
+        for table in summary.tables:
+            print(f"  pandas.read_parquet({store.path(table)!r})", file=file)
+        return
+    # the URI's options (an endpoint, a region) travel with the filesystem, not with a path
+    print(f"  fs = pyarrow.fs.FileSystem.from_uri({store.uri!r})[0]", file=file)
     for table in summary.tables:
-        print(f"  pandas.read_parquet({store.display(store.path(table))!r})", file=file)
-
+        print(f"  pandas.read_parquet({store.path(table)!r}, filesystem=fs)", file=file)

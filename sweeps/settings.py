@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import UsageError
+from .errors import UsageError, shown
 
 
 class _Required:
@@ -33,7 +33,15 @@ class _Required:
 REQUIRED = _Required()
 # An integer option holds at most this many values (counted before anything is expanded).
 MAX_VALUES = 10**6
-INT_RANGES = r"\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*"
+# The largest value of a setting the tables store as a 32-bit integer (seeds, k, l, epochs).
+INT32 = 2**31 - 1
+
+
+def _range_pattern(maximum: Optional[int]) -> str:
+    """The regular expression of one item of the range syntax (``3`` or ``1-20``) in a JSON
+    Schema; with a ``maximum``, a number has no more digits than it (a pattern cannot say more)."""
+    number = r"\d+" if maximum is None else rf"\d{{1,{len(str(maximum))}}}"
+    return rf"\s*{number}\s*(-\s*{number}\s*)?"
 
 
 class Kind:
@@ -48,36 +56,48 @@ class Kind:
 
 @dataclass(frozen=True)
 class Ints(Kind):
-    """Distinct integers >= ``minimum``, sorted: ``3``, ``1-20``, ``0,2,5-7`` or a list; at
-    most :data:`MAX_VALUES` of them (counted before expanding, so ``0-10**20`` is refused at
-    once rather than filling memory)."""
+    """Distinct integers from ``minimum`` to ``maximum`` (None: no bound), sorted: ``3``,
+    ``1-20``, ``0,2,5-7`` or a list; at most :data:`MAX_VALUES` of them (counted before
+    expanding, so ``0-10**20`` is refused at once rather than filling memory)."""
 
     minimum: int = 0
+    maximum: Optional[int] = None
 
     def parse(self, value, key: str) -> List[int]:
         if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
-            raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {value!r}")
+            raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {shown(value)}")
         parts = [value] if isinstance(value, int) else value.split(",") if isinstance(value, str) else list(value)
         ranges = [_expand(part, key) for part in parts]
         count = sum(r.stop - r.start for r in ranges)
         if not count:
-            raise UsageError(f"{key}: expected at least one integer, got {value!r}")
+            raise UsageError(f"{key}: expected at least one integer, got {shown(value)}")
         if count > MAX_VALUES:
-            raise UsageError(f"{key}: {value!r} is {count:,} values; an option takes at most {MAX_VALUES:,} "
+            raise UsageError(f"{key}: {shown(value)} is {count:,} values; an option takes at most {MAX_VALUES:,} "
                              f"(split the sweep into several)")
         low = min(r.start for r in ranges)
         if low < self.minimum:
             raise UsageError(f"{key}: must be >= {self.minimum}, got {low}")
+        _check_maximum(max(r.stop - 1 for r in ranges), self.maximum, key)
         return sorted(set().union(*ranges))
 
     def schema(self) -> Dict:
-        one = [{"type": "integer", "minimum": self.minimum}, {"type": "string", "pattern": f"^{INT_RANGES}$"}]
+        item = _range_pattern(self.maximum)
+        one = [_int_schema(self.minimum, self.maximum), {"type": "string", "pattern": f"^{item}(,{item})*$"}]
         return {"oneOf": [*one, {"type": "array", "items": {"oneOf": one}, "minItems": 1}]}
+
+
+def _check_maximum(high: int, maximum: Optional[int], key: str) -> None:
+    if maximum is not None and high > maximum:
+        raise UsageError(f"{key}: must be <= {maximum:,}, got {high:,}")
+
+
+def _int_schema(minimum: int, maximum: Optional[int]) -> Dict:
+    return {"type": "integer", "minimum": minimum, **({} if maximum is None else {"maximum": maximum})}
 
 
 def _expand(part, key: str) -> range:
     if isinstance(part, bool) or not isinstance(part, (int, str)):
-        raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {part!r}")
+        raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {shown(part)}")
     if isinstance(part, int):
         return range(part, part + 1)
     text = part.strip()
@@ -85,10 +105,10 @@ def _expand(part, key: str) -> range:
     if not sep:
         return range(_int(text, key), _int(text, key) + 1)
     if not lo:  # a leading '-' is a negative number, which no option here accepts
-        raise UsageError(f"{key}: values must be non-negative integers, got {text!r}")
+        raise UsageError(f"{key}: values must be non-negative integers, got {shown(text)}")
     a, b = _int(lo, key), _int(hi, key)
     if b < a:
-        raise UsageError(f"{key}: range {text!r} is reversed; write {b}-{a}")
+        raise UsageError(f"{key}: range {shown(text)} is reversed; write {b}-{a}")
     return range(a, b + 1)
 
 
@@ -96,29 +116,32 @@ def _int(text: str, key: str) -> int:
     try:
         return int(text.strip())
     except ValueError:
-        raise UsageError(f"{key}: {text!r} is not an integer (expected e.g. 3, 1-20 or 0,2,5-7)") from None
+        raise UsageError(f"{key}: {shown(text)} is not an integer (expected e.g. 3, 1-20 or 0,2,5-7)") from None
 
 
 @dataclass(frozen=True)
 class Int(Kind):
-    """One integer >= ``minimum`` (and a multiple of ``multiple_of``); ``"12"`` is accepted."""
+    """One integer from ``minimum`` to ``maximum`` (None: no bound), a multiple of
+    ``multiple_of``; ``"12"`` is accepted."""
 
     minimum: int = 0
     multiple_of: int = 1
+    maximum: Optional[int] = None
 
     def parse(self, value, key: str) -> int:
         if isinstance(value, str) and "," not in value and "-" not in value.strip()[1:]:
             value = _int(value, key)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"{key}: expected one integer >= {self.minimum}, got {value!r}")
+            raise UsageError(f"{key}: expected one integer >= {self.minimum}, got {shown(value)}")
         if value < self.minimum:
             raise UsageError(f"{key}: must be >= {self.minimum}, got {value}")
+        _check_maximum(value, self.maximum, key)
         if value % self.multiple_of:
             raise UsageError(f"{key}: must be a multiple of {self.multiple_of}, got {value}")
         return value
 
     def schema(self) -> Dict:
-        s = {"type": "integer", "minimum": self.minimum}
+        s = _int_schema(self.minimum, self.maximum)
         return {**s, "multipleOf": self.multiple_of} if self.multiple_of > 1 else s
 
 
@@ -132,7 +155,7 @@ class Number(Kind):
         except (TypeError, ValueError):
             number = math.nan
         if isinstance(value, bool) or not number > 0 or math.isinf(number):
-            raise UsageError(f"{key}: expected a positive number, got {value!r}")
+            raise UsageError(f"{key}: expected a positive number, got {shown(value)}")
         return number
 
     def schema(self) -> Dict:
@@ -155,7 +178,7 @@ class Choice(Kind):
     def parse(self, value, key: str) -> str:
         allowed = _values(self.values)
         if value not in allowed:
-            raise UsageError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+            raise UsageError(f"{key}: expected one of {', '.join(allowed)}, got {shown(value)}")
         return value
 
     def schema(self) -> Dict:
@@ -171,12 +194,12 @@ class Choices(Kind):
     def parse(self, value, key: str) -> List[str]:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items or not all(isinstance(n, str) for n in items):
-            raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
+            raise UsageError(f"{key}: expected a comma-separated list of names, got {shown(value)}")
         allowed = _values(self.values)
         items = [n.strip() for n in items]
         for n in items:
             if n not in allowed:
-                raise UsageError(f"{key}: unknown name {n!r}; allowed: {', '.join(sorted(allowed))}")
+                raise UsageError(f"{key}: unknown name {shown(n)}; allowed: {', '.join(sorted(allowed))}")
         return list(dict.fromkeys(items))
 
     def schema(self) -> Dict:
@@ -198,17 +221,17 @@ class Families(Kind):
     def parse(self, value, key: str) -> List[str]:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items or not all(isinstance(n, str) for n in items):
-            raise UsageError(f"{key}: expected a comma-separated list of names, got {value!r}")
+            raise UsageError(f"{key}: expected a comma-separated list of names, got {shown(value)}")
         allowed, out = _values(self.values), []
         for item in (n.strip() for n in items):
             family, sep, x = item.partition(":")
             if sep and family in self.families:
                 number = _positive(x)
                 if number is None:
-                    raise UsageError(f"{key}: {item!r} needs a number > 0 after '{family}:' (e.g. {family}:0.5)")
+                    raise UsageError(f"{key}: {shown(item)} needs a number > 0 after '{family}:' (e.g. {family}:0.5)")
                 item = f"{family}:{number:g}"
             elif item not in allowed:
-                raise UsageError(f"{key}: unknown name {item!r}; allowed: {', '.join(sorted(allowed))}"
+                raise UsageError(f"{key}: unknown name {shown(item)}; allowed: {', '.join(sorted(allowed))}"
                                  + "".join(f" or {f}:X with X > 0" for f in self.families))
             out.append(item)
         return list(dict.fromkeys(out))
@@ -227,7 +250,7 @@ class Family(Families):
 
     def parse(self, value, key: str) -> str:
         if not isinstance(value, str) or "," in value:
-            raise UsageError(f"{key}: expected one name (e.g. normal or gain:2), got {value!r}")
+            raise UsageError(f"{key}: expected one name (e.g. normal or gain:2), got {shown(value)}")
         return super().parse(value, key)[0]
 
     def schema(self) -> Dict:
@@ -253,7 +276,7 @@ class Flag(Kind):
             return value
         if isinstance(value, str) and value.strip().lower() in self.WORDS:
             return self.WORDS[value.strip().lower()]
-        raise UsageError(f"{key}: expected true or false, got {value!r}")
+        raise UsageError(f"{key}: expected true or false, got {shown(value)}")
 
     def schema(self) -> Dict:
         return {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": sorted(self.WORDS)}]}
@@ -262,27 +285,29 @@ class Flag(Kind):
 @dataclass(frozen=True)
 class Sized(Kind):
     """Names with sizes, ``name:K`` items such as ``vanilla:18,gru:10`` (K in the range syntax:
-    ``gru:4-8``), normalised to a list of ``"name:K"`` strings, one per size."""
+    ``gru:4-8``), normalised to a list of ``"name:K"`` strings, one per size; K from 1 to
+    ``maximum`` (None: no bound)."""
 
     values: Values
+    maximum: Optional[int] = None
 
     def parse(self, value, key: str) -> List[str]:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items:
-            raise UsageError(f"{key}: expected NAME:K items such as vanilla:18,gru:10, got {value!r}")
+            raise UsageError(f"{key}: expected NAME:K items such as vanilla:18,gru:10, got {shown(value)}")
         allowed, out = _values(self.values), []
         for item in items:
             name, sep, k = str(item).strip().partition(":")
             if not sep:
-                raise UsageError(f"{key}: expected NAME:K (e.g. gru:10), got {item!r}")
+                raise UsageError(f"{key}: expected NAME:K (e.g. gru:10), got {shown(item)}")
             if name not in allowed:
-                raise UsageError(f"{key}: unknown name {name!r}; allowed: {', '.join(sorted(allowed))}")
-            out += [f"{name}:{kk}" for kk in Ints(minimum=1).parse(k, key)]
+                raise UsageError(f"{key}: unknown name {shown(name)}; allowed: {', '.join(sorted(allowed))}")
+            out += [f"{name}:{kk}" for kk in Ints(minimum=1, maximum=self.maximum).parse(k, key)]
         return list(dict.fromkeys(out))
 
     def schema(self) -> Dict:
         alt = "|".join(re.escape(n) for n in _values(self.values))
-        item = rf"\s*({alt}):\s*\d+\s*(-\s*\d+\s*)?"
+        item = rf"\s*({alt}):{_range_pattern(self.maximum)}"
         return {"oneOf": [{"type": "string", "pattern": rf"^{item}(,{item})*$"},
                           {"type": "array", "items": {"type": "string", "pattern": rf"^{item}$"}, "minItems": 1}]}
 

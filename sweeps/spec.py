@@ -6,6 +6,13 @@ shipped name or by path relative to this file, whose sections are added to this 
 and one section per job (``discrepancy``, ``training``, ...). A section is one block of the
 job's settings or a list of blocks. Its hash covers the validated blocks only, so a comment,
 a reordered key or a spelled-out default does not make it another sweep.
+
+A spec is read as plain data, with bounds: a key given twice in one mapping is refused (YAML
+would keep the last one silently), and so are YAML aliases (``*name``): they let a few hundred
+bytes stand for billions of values, and ``include`` is how a spec reuses another. A spec
+includes at most :data:`MAX_INCLUDES` specs in all (a chain that includes each file twice
+would otherwise grow exponentially). The name, which becomes ``results/<name>``, is one path
+component.
 """
 import os
 from dataclasses import dataclass
@@ -15,12 +22,40 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from . import cost
-from .errors import UsageError
+from .errors import UsageError, shown
 from .job import get_job, jobs
 from .plan import Group, content_hash
 from .settings import Settings
 
 META_KEYS = ("name", "description", "report", "include")
+MAX_INCLUDES = 100        # specs read through ``include``, in all
+MAX_NAME = 100            # characters of a spec's name
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases and a key given twice in one mapping."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise UsageError(f"SPEC: YAML alias at line {mark.line + 1}, column {mark.column + 1}: aliases are not "
+                             f"accepted in a spec; write the value out, or share blocks with include")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:    # an unhashable key: the constructor says so below
+                continue
+            if duplicate:
+                mark = key_node.start_mark
+                raise UsageError(f"SPEC: key {shown(key)} is given twice in one mapping (again at line "
+                                 f"{mark.line + 1}); give each key once")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 @dataclass(frozen=True)
@@ -69,12 +104,13 @@ def shipped() -> List[str]:
 
 def load(name_or_path: str, large: bool = False) -> Spec:
     """Read and validate a spec from a YAML path or a shipped spec's name."""
-    raw, default_name = _read(name_or_path, base=None, chain=())
+    raw, default_name = _read(name_or_path, base=None, chain=(), count=[0])
     return validate(raw, default_name, large)
 
 
-def _read(name_or_path: str, base: Optional[str], chain: Sequence[str]) -> Tuple[Dict, str]:
-    """The raw mapping of a spec with its includes merged in, and its default name."""
+def _read(name_or_path: str, base: Optional[str], chain: Sequence[str], count: List[int]) -> Tuple[Dict, str]:
+    """The raw mapping of a spec with its includes merged in, and its default name; ``count``
+    holds the number of specs read so far."""
     path = name_or_path if base is None or os.path.isabs(name_or_path) else os.path.join(base, name_or_path)
     if os.path.isfile(path):
         with open(path) as f:
@@ -83,29 +119,37 @@ def _read(name_or_path: str, base: Optional[str], chain: Sequence[str]) -> Tuple
         text = resources.files("sweeps.specs").joinpath(f"{name_or_path}.yaml").read_text()
         default_name = where = name_or_path
     else:
-        raise UsageError(f"SPEC: {name_or_path!r} is neither a YAML file nor a shipped spec "
+        raise UsageError(f"SPEC: {shown(name_or_path)} is neither a YAML file nor a shipped spec "
                          f"(shipped: {', '.join(shipped())})")
     if where in chain:
         raise UsageError(f"SPEC: {where} includes itself ({' -> '.join([*chain, where])})")
+    count[0] += 1
+    if count[0] > MAX_INCLUDES + 1:
+        raise UsageError(f"SPEC: more than {MAX_INCLUDES} includes in all (the next: {where}, {len(chain)} levels "
+                         f"down); a spec may include at most {MAX_INCLUDES} specs, counting repeats")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UsageError(f"SPEC: {name_or_path} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    except ValueError as e:   # e.g. an integer of more digits than Python converts
+        if isinstance(e, UsageError):
+            raise
+        raise UsageError(f"SPEC: {name_or_path} holds a value that cannot be read ({e})") from None
     if not isinstance(raw, dict) or "include" not in raw:
         return raw, default_name
     includes = raw.pop("include")
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise UsageError(f"SPEC: include must be a spec name or path, or a list of them, got {includes!r}")
+        raise UsageError(f"SPEC: include must be a spec name or path, or a list of them, got {shown(includes)}")
     here = os.path.dirname(where) if os.path.isabs(where) else None
     merged = {key: value for key, value in raw.items() if key in META_KEYS}
     for other in [*includes, None]:
-        part = raw if other is None else _read(other, here, [*chain, where])[0]
+        part = raw if other is None else _read(other, here, [*chain, where], count)[0]
         if not isinstance(part, dict):
-            raise UsageError(f"SPEC: included spec {other!r} is not a mapping")
+            raise UsageError(f"SPEC: included spec {shown(other)} is not a mapping")
         for key, value in part.items():
             if key not in META_KEYS:
                 merged[key] = _blocks(merged.get(key)) + _blocks(value)
@@ -139,13 +183,23 @@ def validate(raw, default_name: str = "sweep", large: bool = False) -> Spec:
                                for i, b in enumerate(blocks))
     if not sections:
         raise UsageError(f"SPEC: no job section; give at least one of {', '.join(known)}")
-    name = raw.get("name", default_name)
-    if not isinstance(name, str):
-        raise UsageError(f"SPEC: name must be a string, got {name!r}")
+    name = check_name(raw.get("name", default_name))
     report = raw.get("report", False)
     if not isinstance(report, bool):
-        raise UsageError(f"SPEC: report must be true or false, got {report!r}")
+        raise UsageError(f"SPEC: report must be true or false, got {shown(report)}")
     return _checked(Spec(name, sections, report), large)
+
+
+def check_name(name) -> str:
+    """A spec's name, which names its default output directory ``results/<name>``: one path
+    component (no separator, not '.' or '..', no leading '.', no control character)."""
+    if not isinstance(name, str):
+        raise UsageError(f"SPEC: name must be a string, got {shown(name)}")
+    if (not name.strip() or len(name) > MAX_NAME or name.startswith(".") or "/" in name or "\\" in name
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        raise UsageError(f"SPEC: name {shown(name)} must be one directory name of at most {MAX_NAME} characters "
+                         f"(no '/' or '\\', not beginning with '.'), e.g. my-sweep")
+    return name
 
 
 def from_options(job: str, block: Dict, large: bool = False) -> Spec:

@@ -22,10 +22,16 @@ def recorded_groups(store: Store) -> Tuple[Dict, int]:
     for rel in sorted(rels, key=lambda r: listed[r].mtime_ns or 0, reverse=True):
         path = store.path(rel)
         record = store.read_json(path)
-        try:
-            planned = validate(record["spec"], large=True).groups()
-        except (UsageError, KeyError, TypeError):   # unreadable, or written by another lksweep version
+        if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
+            # unreadable, or written by another lksweep version
             print(f"lksweep: skipping unreadable sweep record {store.display(path)}", file=sys.stderr)
+            continue
+        try:
+            # checked as its launch was (a record is input too): nothing is planned beyond the sizes
+            # a launch accepts, with --large only where the launch said so
+            planned = validate(record["spec"], large=record.get("large") is True).groups()
+        except UsageError as e:
+            print(f"lksweep: skipping sweep record {store.display(path)}: {e}", file=sys.stderr)
             continue
         for g in planned:
             groups.setdefault((g.job, g.name), g)

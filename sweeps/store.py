@@ -68,6 +68,8 @@ class Store:
             self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(out)
         self.root = self.root.rstrip("/")
         self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+        if not self.is_local and not self.root:
+            raise UsageError(f"--out: {out.split('?', 1)[0]!r} names no bucket; expected e.g. s3://bucket/prefix")
         self._made: set = set()
 
     # ------------------------------------------------------------------ paths
@@ -221,7 +223,7 @@ class Store:
         data = self.read_bytes(path)
         try:
             return json.loads(data) if data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):   # not JSON, or nested deeper than the parser goes
             return None
 
     def remove_temporaries(self) -> int:

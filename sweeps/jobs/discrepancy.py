@@ -37,7 +37,7 @@ import cells
 from .. import contract
 from ..job import Estimate, Job, register_job
 from ..plan import Group, Shard
-from ..settings import Choice, Choices, Families, Flag, Int, Ints, Number, Option
+from ..settings import INT32, Choice, Choices, Families, Flag, Int, Ints, Number, Option
 from . import memory, resident
 from .moments import block_moments, merge_moments
 
@@ -105,10 +105,10 @@ class Discrepancy(Job):
         Option("cells", Choices(lambda: cells.CELLS), "cells, e.g. vanilla,gru (also tanh, lstm, mgu)"),
         Option("inits", Families(cells.INITS, (cells.GAIN,)), "parameter draws: normal, xavier, uniform, or gain:G "
                                                               "for N(0, G²/fan_in), e.g. gain:0.5,gain:2", ["normal"]),
-        Option("l_max", Int(minimum=1), "longest sequence length l (one pass gives every l <= l_max)"),
-        Option("k", Ints(minimum=1), "hidden sizes, e.g. 1-20 or 4,8,16"),
+        Option("l_max", Int(minimum=1, maximum=INT32), "longest sequence length l (one pass gives every l <= l_max)"),
+        Option("k", Ints(minimum=1, maximum=INT32), "hidden sizes, e.g. 1-20 or 4,8,16"),
         Option("draws", Int(minimum=1), "parameter draws per ensemble (N in the paper)"),
-        Option("seeds", Ints(minimum=0), "ensemble seeds, e.g. 0 or 0-4", [0]),
+        Option("seeds", Ints(minimum=0, maximum=INT32), "ensemble seeds, e.g. 0 or 0-4", [0]),
         Option("shard_size", Int(minimum=BLOCK, multiple_of=BLOCK), "draws per shard, a multiple of 50", 1000),
         Option("dtype", Choice(tuple(DTYPES)), "precision of the recurrence", "float64"),
         Option("threshold", Number(), "frac_distinct counts draws with ||h_u - h_v|| above this", 1e-6),

@@ -1,5 +1,7 @@
 """``lksweep grammar sample|check``: the Reber grammars from the command line."""
 import argparse
+import os
+import sys
 
 import cells
 
@@ -23,8 +25,12 @@ def grammar(a) -> int:
     """``grammar sample``: one string a line; ``grammar check``: 0 when all are valid, else 1."""
     if a.action == "sample":
         n, seed = Int(minimum=1).parse(a.n, "-n"), Int(minimum=0).parse(a.seed, "--seed")
-        for s in reber.sample_set(cells.stream("cli", seed), n, a.embedded):
-            print(s)
+        rng = cells.stream("cli", seed)
+        try:
+            for _ in range(n):   # one string at a time (the strings of reber.sample_set): memory stays flat
+                print(reber.sample(rng, a.embedded))
+        except BrokenPipeError:   # the reader stopped early (`| head`): so do we, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     for s in a.strings:
         bad = sorted(set(s) - set(reber.ALPHABET))
