@@ -93,10 +93,10 @@ class Job:
         groups = self.plan(settings)
         return Estimate(len(groups), sum(len(g.shards) for g in groups))
 
-    def check_checkpoint(self, state: bytes) -> None:
-        """Raise ValueError when ``state`` is not a checkpoint this job can resume from; the
-        driver calls it before sending a shard with its checkpoint, and starts the shard over
-        (naming and setting the file aside) when it raises. Default: accept."""
+    def check_checkpoint(self, state: bytes, params: Any) -> None:
+        """Raise ValueError when ``state`` is not a checkpoint the shard of ``params`` can resume
+        from; the driver calls it before sending a shard with its checkpoint, and starts the
+        shard over (naming and setting the file aside) when it raises. Default: accept."""
 
     def commands(self) -> Dict[str, Tuple[str, Callable, Callable]]:
         """Extra CLI commands: name -> (help, add_arguments(parser), run(args) -> exit code)."""

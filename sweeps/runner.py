@@ -303,7 +303,7 @@ class Sweep:
         try:
             state = open_checkpoint(self.store.read_bytes(path) or b"", {"job": shard.job, "group": shard.group,
                                                                          "shard": shard.id})
-            get_job(shard.job).check_checkpoint(state)
+            get_job(shard.job).check_checkpoint(state, shard.params)
             return state
         except (Damaged, ValueError) as e:
             target = self.store.set_aside(path)

@@ -218,7 +218,8 @@ def test_checkpoints_are_data_and_a_crafted_one_runs_nothing(tmp_path):
     arrays = {"param/W": np.arange(6.0).reshape(2, 3)}
     meta = {"epoch": 3, "lr": 0.025, "rng": {"state": 2**100 + 1}, "rows": [{"loss": float("nan")}],
             "hist": np.array([1, 2], np.int16)}
-    a, m = checkpoint.read(checkpoint.write(arrays, meta))
+    layout = {"param/W": ((2, 3), np.dtype(np.float64))}
+    a, m = checkpoint.read(checkpoint.write(arrays, meta), layout, max_meta=1000)
     np.testing.assert_array_equal(a["param/W"], arrays["param/W"])
     assert m["rng"]["state"] == 2**100 + 1 and m["hist"] == [1, 2] and np.isnan(m["rows"][0]["loss"])
     target = Path("/tmp/lksweep-pwned")
@@ -227,7 +228,7 @@ def test_checkpoints_are_data_and_a_crafted_one_runs_nothing(tmp_path):
     np.savez(crafted, **{"param/W": np.array([Boom()], dtype=object), checkpoint.META: np.frombuffer(b"{}", np.uint8)})
     for data in (crafted.getvalue(), pickle.dumps({"epoch": Boom()})):
         with pytest.raises(ValueError, match="not a training checkpoint"):
-            checkpoint.read(data)
+            checkpoint.read(data, layout, max_meta=1000)
     assert not target.exists()
 
 

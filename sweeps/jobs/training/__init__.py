@@ -22,13 +22,19 @@ import cells
 
 from ...job import Checkpoint, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
-from ...settings import Choice, Choices, Family, Int, Ints, Number, Option, Sized
-from . import checkpoint, engines, models, reber
+from ...settings import INT32, Choice, Choices, Family, Int, Ints, Number, Option, Sized
+from . import engines, models, reber
 from .commands import COMMANDS
-from .ensemble import Ensemble
+from .ensemble import Ensemble, open_state
 from .protocols import LOSSES, OPTIMIZERS, ORDERS, PROTOCOLS
 from .run import DTYPES, Run, run_id
 from .tables import SCHEMAS, TABLES, unpack
+
+# Bounds on what one run may ask for: a model, a data set and a number of epochs far beyond
+# the paper's (k 18, 2000 strings, 1000 epochs) yet small enough to fit one worker's memory.
+MAX_K = 1024
+MAX_STRINGS = 100_000
+MAX_EPOCHS = 100_000
 
 
 @register_job
@@ -41,28 +47,31 @@ class Training(Job):
     max_batch = 16                 # seeds of one configuration trained as one ensemble
     options = (
         Option("task", Choices(reber.TASKS), "reber, embedded-reber or both (comma-separated)"),
-        Option("cells", Sized(lambda: cells.CELLS), "CELL:K items, e.g. vanilla:18,gru:10"),
+        Option("cells", Sized(lambda: cells.CELLS, maximum=MAX_K), "CELL:K items, e.g. vanilla:18,gru:10"),
         Option("protocol", Choices(lambda: PROTOCOLS), "paper, adam or paper,adam: schedule, stopping rule, defaults"),
         Option("optimizer", Choices(lambda: OPTIMIZERS), "sgd, adam or sgd,adam (default: the protocol's: "
                                                          "paper sgd, adam adam)", None),
         Option("loss", Choices(lambda: LOSSES), "squared-error, cross-entropy or both (default: the protocol's: "
                                                 "paper squared-error, adam cross-entropy)", None),
-        Option("batch_size", Ints(minimum=1), "sequences per update, one or several (default: paper 1, adam 50)", None),
+        Option("batch_size", Ints(minimum=1, maximum=MAX_STRINGS), "sequences per update, one or several (default: "
+                                                                   "paper 1, adam 50)", None),
         Option("order", Choices(ORDERS), "order of the training strings in an epoch: fixed (the same every epoch), "
                                          "shuffled (drawn from the seed) or both (default: paper fixed, adam "
                                          "shuffled)", None),
-        Option("seeds", Ints(minimum=0), "training seeds, e.g. 0-31", [0]),
-        Option("n_train", Int(minimum=1), "training strings (default: paper 256; adam 250 reber, 2000 embedded)", None),
-        Option("n_val", Int(minimum=1), "validation strings, for selection and stopping (default: as many as "
-                                        "n_train)", None),
-        Option("n_test", Int(minimum=1), "test strings (default: as many as n_train)", None),
+        Option("seeds", Ints(minimum=0, maximum=INT32), "training seeds, e.g. 0-31", [0]),
+        Option("n_train", Int(minimum=1, maximum=MAX_STRINGS), "training strings (default: paper 256; adam 250 reber, "
+                                                               "2000 embedded)", None),
+        Option("n_val", Int(minimum=1, maximum=MAX_STRINGS), "validation strings, for selection and stopping "
+                                                             "(default: as many as n_train)", None),
+        Option("n_test", Int(minimum=1, maximum=MAX_STRINGS), "test strings (default: as many as n_train)", None),
         Option("lr", Number(), "learning rate (default: sgd 0.05 reber, 0.001 embedded; adam 1e-3 under paper, "
                                "1e-2 under adam)", None),
-        Option("max_epochs", Int(minimum=1), "epoch cap (default 1000 paper, 200 adam)", None),
+        Option("max_epochs", Int(minimum=1, maximum=MAX_EPOCHS), "epoch cap (default 1000 paper, 200 adam)", None),
         Option("bias", Choice(models.BIASES), "biases: authors, paper, none, hidden or all", "authors"),
         Option("init", Family(cells.INITS, (cells.GAIN,)), "initial weight draws: normal (the paper's N(0,1)), "
                                                             "xavier, uniform or gain:G (N(0, G^2/fan_in))", "normal"),
-        Option("data_seed", Int(minimum=0), "seed of the training, validation and test strings (shared by every run)", 0),
+        Option("data_seed", Int(minimum=0, maximum=INT32), "seed of the training, validation and test strings (shared "
+                                                           "by every run)", 0),
         Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float64"),
         Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: vanilla, gru in float64), torch (any "
                                                   "cell) or auto (numba where it applies); part of a run's identity",
@@ -123,8 +132,8 @@ class Training(Job):
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
         return unpack(shard_tables[0])
 
-    def check_checkpoint(self, state: bytes) -> None:
-        checkpoint.read(state)
+    def check_checkpoint(self, state: bytes, run: Run) -> None:
+        open_state(state, run)
 
     def commands(self):
         return COMMANDS

@@ -12,9 +12,13 @@ set. The validation set decides everything the run chooses:
   a solved validation set (every string right, so every score is 1): no later epoch could then
   be selected (ties go to the earliest), so stopping there changes no reported score, only the
   length of the learning curve.
+- **divergence**: a member whose training loss or parameters are no longer finite after an
+  epoch stops there (``diverged``); that epoch is never selected, so its tables report the
+  best finite model before it. The other members train on: each has its own numbers.
 """
+import math
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -22,13 +26,21 @@ import torch
 
 import cells
 
+from ...errors import shown
 from . import checkpoint, engines, gradients, models, probes, reber
 from .evaluation import scores
-from .protocols import LOSSES, PROTOCOLS
+from .protocols import LOSSES, OPTIMIZERS, PROTOCOLS
 from .run import DTYPES, Run, run_id
-from .tables import MEASURES, SCHEMAS, pack
+from .tables import KEY, MEASURES, SCHEMAS, pack
 
 SELECT_BY = ("string_accuracy", "outer_accuracy", "step_accuracy")   # validation scores, compared in this order
+# A member's bookkeeping, as its checkpoint's JSON holds it (Ensemble._fresh).
+MEMBER_KEYS = {"epoch", "lr", "prev_loss", "stop", "rng", "epochs", "best_epoch", "best_score", "init_gradients",
+               "wall_s"}
+# Bytes of that JSON a checkpoint may hold: its gradient summaries at the start (about 20 KB) and
+# one row per epoch (about 200 bytes), with room to spare.
+META_BYTES, META_BYTES_PER_EPOCH = 2**20, 2048
+RUN_COLUMNS = {name for name, _, _ in KEY} | {"stage"}     # what _tables adds to the rows a member keeps
 
 
 class Ensemble:
@@ -71,7 +83,7 @@ class Ensemble:
 
     def _load(self, i: int, state: bytes) -> Dict:
         """Member i from its checkpoint; returns its bookkeeping."""
-        arrays, meta = checkpoint.read(state)
+        arrays, meta = open_state(state, self.config)
         self.engine.put(i, {n[6:]: a for n, a in arrays.items() if n.startswith("param/")})
         self.engine.load(i, {n[4:]: a for n, a in arrays.items() if n.startswith("opt/")})
         self.best[i] = {n[5:]: a for n, a in arrays.items() if n.startswith("best/")}
@@ -119,19 +131,27 @@ class Ensemble:
             row = {"epoch": m["epoch"] + (losses is not None), "lr": m["lr"],
                    "train_loss": None if losses is None else float(losses[j]),
                    **{f"val_{key}": float(v[j]) for key, v in val.items()}}
+            params = self.engine.get(i)
+            diverged = losses is not None and not (np.isfinite(row["train_loss"])
+                                                   and all(np.isfinite(a).all() for a in params.values()))
+            if diverged:   # a non-finite model's outputs may still rank the legal symbols first: no score
+                row.update({f"val_{key}": np.nan for key in val})
             m["epochs"].append(row)
             score = [0.0 if np.isnan(row[f"val_{q}"]) else row[f"val_{q}"] for q in SELECT_BY]
-            if m["best_score"] is None or score > m["best_score"]:
+            if not diverged and (m["best_score"] is None or score > m["best_score"]):
                 m["best_epoch"], m["best_score"] = row["epoch"], score
-                self.best[i] = self.engine.get(i)
+                self.best[i] = params
             if losses is None:
                 continue
             m["epoch"] += 1
-            m["lr"], m["stop"] = self.protocol.after_epoch(m["lr"], row["train_loss"], m["prev_loss"], self.config)
-            if row["val_string_accuracy"] == 1.0:
-                m["stop"] = "solved"
-            elif m["stop"] is None and m["epoch"] >= self.config.max_epochs:
-                m["stop"] = "max_epochs"
+            if diverged:
+                m["stop"] = "diverged"
+            else:
+                m["lr"], m["stop"] = self.protocol.after_epoch(m["lr"], row["train_loss"], m["prev_loss"], self.config)
+                if row["val_string_accuracy"] == 1.0:
+                    m["stop"] = "solved"
+                elif m["stop"] is None and m["epoch"] >= self.config.max_epochs:
+                    m["stop"] = "max_epochs"
             m["prev_loss"] = row["train_loss"]
             if m["stop"] is not None:
                 stopped.append(i)
@@ -201,3 +221,74 @@ class Ensemble:
 def _first(rows: List[Dict], key: str) -> Optional[int]:
     """The first epoch whose ``key`` is 1 (None if never)."""
     return next((r["epoch"] for r in rows if r[key] == 1.0), None)
+
+
+def layout(run: Run) -> Dict[str, Tuple[Tuple[int, ...], np.dtype]]:
+    """The arrays of a member's checkpoint (:meth:`Ensemble.state`), name -> (shape, dtype):
+    its parameters, its selected model's, and its optimizer's state as the optimizer declares it."""
+    dtype = DTYPES[run.dtype]
+    shapes = models.shapes(run.cell, run.k, run.bias)
+    out = {f"{part}/{n}": (s, np.dtype(str(dtype).removeprefix("torch."))) for part in ("param", "best")
+           for n, s in shapes.items()}
+    opt = OPTIMIZERS[run.optimizer].state({n: torch.zeros(1, *s, dtype=dtype) for n, s in shapes.items()})
+    for key, value in opt.items():
+        named = value.items() if isinstance(value, dict) else [(None, value)]
+        out.update({f"opt/{key}" + (f"/{n}" if n else ""): (tuple(t.shape[1:]) if n else tuple(t.shape),
+                                                            np.dtype(str(t.dtype).removeprefix("torch.")))
+                    for n, t in named})
+    return out
+
+
+def open_state(state: bytes, run: Run) -> Tuple[Dict[str, np.ndarray], Dict]:
+    """(arrays, bookkeeping) of a member's checkpoint for ``run``; ValueError unless it is one
+    this run can resume from: the arrays of :func:`layout` (checked from the file's declared
+    sizes before any is read), all finite, and the bookkeeping of an unfinished run, of the
+    types the trainer and the tables use."""
+    arrays, meta = checkpoint.read(state, layout(run), META_BYTES + META_BYTES_PER_EPOCH * run.max_epochs)
+    bad = [n for n, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if bad:
+        raise ValueError(f"{', '.join(bad[:3])} hold NaN or infinite values")
+    if not isinstance(meta, dict) or set(meta) != MEMBER_KEYS:
+        raise ValueError(f"its bookkeeping has keys {shown(sorted(meta) if isinstance(meta, dict) else meta)}, "
+                         f"expected {', '.join(sorted(MEMBER_KEYS))}")
+    epoch = meta["epoch"]
+    if not (_count(epoch) and epoch < run.max_epochs and meta["stop"] is None):
+        raise ValueError(f"epoch {shown(epoch)} is not that of an unfinished run of at most {run.max_epochs} epochs")
+    if not (_count(meta["best_epoch"]) and meta["best_epoch"] <= epoch):
+        raise ValueError(f"its selected epoch {shown(meta['best_epoch'])} is not one of epochs 0-{epoch}")
+    numbers = {"lr": [meta["lr"]], "prev_loss": [] if meta["prev_loss"] is None else [meta["prev_loss"]],
+               "best_score": meta["best_score"], "wall_s": [meta["wall_s"]]}
+    for key, values in numbers.items():
+        if not (isinstance(values, list) and all(_finite(x) for x in values)):
+            raise ValueError(f"its {key} {shown(meta[key])} is not finite numbers")
+    if not (meta["lr"] > 0 and len(meta["best_score"]) == len(SELECT_BY)):
+        raise ValueError(f"its learning rate {meta['lr']} or its best score {shown(meta['best_score'])} is out of range")
+    _rows(meta["epochs"], "epochs", epoch + 1)
+    _rows(meta["init_gradients"], "gradients", None)
+    try:
+        np.random.PCG64().state = meta["rng"]
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise ValueError(f"its data-order stream {shown(meta['rng'])} is not a generator state") from None
+    return arrays, meta
+
+
+def _rows(rows, table: str, count: Optional[int]) -> None:
+    """ValueError unless ``rows`` are ``count`` (None: any number of) rows of ``table`` without
+    its run columns, each with all of them, of the column types."""
+    schema = pa.schema([f for f in SCHEMAS[table] if f.name not in RUN_COLUMNS])
+    if not (isinstance(rows, list) and (count is None or len(rows) == count)
+            and all(isinstance(r, dict) and set(r) == set(schema.names) for r in rows)):
+        raise ValueError(f"its {table} rows are not {count if count is not None else 'the'} rows of columns "
+                         f"{', '.join(schema.names)}")
+    try:
+        pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"its {table} rows do not fit the table ({str(e)[:100]})") from None
+
+
+def _count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -25,13 +25,18 @@ QUANTILES = {"q10": 0.1, "q50": 0.5, "q90": 0.9, "q99": 0.99}
 
 
 class Magnitudes:
-    """Running count, sum, max and histogram of non-negative values."""
+    """Running count, sum, max and histogram of non-negative values; values that are not
+    finite (a diverging model's) are counted apart and left out of the rest."""
 
     def __init__(self):
-        self.n, self.total, self.max = 0, 0.0, 0.0
+        self.n, self.total, self.max, self.nonfinite = 0, 0.0, 0.0, 0
         self.hist = np.zeros(contract.N_BINS, np.int64)
 
     def add(self, values: np.ndarray) -> None:
+        finite = np.isfinite(values)
+        if not finite.all():
+            self.nonfinite += int(values.size - finite.sum())
+            values = values[finite]
         if values.size == 0:
             return
         self.n += values.size
@@ -41,7 +46,11 @@ class Magnitudes:
 
     def row(self) -> Dict:
         nonzero = np.flatnonzero(self.hist)
-        return {"n": self.n, "mean": self.total / max(self.n, 1), "max": self.max,
+        if not self.n:   # nothing finite to summarise
+            return {"n": 0, "nonfinite": self.nonfinite, "mean": np.nan, "max": np.nan,
+                    **{name: np.nan for name in QUANTILES}, "hist_bin": nonzero.astype(np.int16),
+                    "hist_count": self.hist[nonzero]}
+        return {"n": self.n, "nonfinite": self.nonfinite, "mean": self.total / self.n, "max": self.max,
                 **{name: contract.quantile(self.hist, q) for name, q in QUANTILES.items()},
                 "hist_bin": nonzero.astype(np.int16), "hist_count": self.hist[nonzero]}
 
@@ -78,6 +87,6 @@ def summarise(cell: cells.Cell, p: cells.Params, data: Encoded, step_loss: Calla
     for ps, hs in per_member:
         rows = [{"quantity": "param", "tensor": n, "distance": -1, **s.row()} for n, s in ps.items()]
         rows += [{"quantity": "hidden", "tensor": "h", "distance": dist, **s.row()}
-                 for dist, s in enumerate(hs) if s.n]
+                 for dist, s in enumerate(hs) if s.n or s.nonfinite]
         out.append(rows)
     return out

@@ -58,8 +58,13 @@ RUNS = contract.schema(KEY + [
     ("max_epochs", pa.int32(), "epoch cap"),
     ("tol", pa.float64(), "paper protocol: stop when the epoch's mean training loss changes by less (null otherwise)"),
     ("epochs", pa.int32(), "epochs trained"),
-    ("stop_reason", pa.string(), "solved (validation set solved), converged (paper: change < tol) or max_epochs"),
-    ("final_loss", pa.float64(), "mean training objective per sequence over the last epoch's updates"),
+    ("stop_reason", pa.string(), "solved (validation set solved), converged (paper: change < tol), max_epochs, or "
+                                 "diverged: after epoch `epochs` the training loss (final_loss NaN or inf) or a "
+                                 "parameter (final_loss finite) was NaN or infinite; that epoch's validation scores are "
+                                 "NaN, and the selected model is the best finite one before it, with its scores, "
+                                 "gradients and probes"),
+    ("final_loss", pa.float64(), "mean training objective per sequence over the last epoch's updates (NaN or inf "
+                                 "when the training loss diverged)"),
     ("selected_epoch", pa.int32(), "epoch of " + SELECTED),
     *scores(SETS, SELECTED),
     ("string_accuracy", pa.float64(), "= test_string_accuracy"),
@@ -98,7 +103,9 @@ GRADIENTS = contract.schema(KEY + [
                               "(embedded) or the final E (reber)"),
     ("tensor", pa.string(), "parameter name (U<g>, W<g>, b<g>, O, bO); h for hidden"),
     ("distance", pa.int32(), "d = T - t for hidden; -1 for param"),
-    ("n", pa.int64(), "values summarised"),
+    ("n", pa.int64(), "values summarised (finite ones)"),
+    ("nonfinite", pa.int64(), "values that were NaN or infinite (a model whose weights or gradients overflowed), "
+                              "left out of n, the mean, the quantiles, max and the histogram (NaN when n is 0)"),
     ("mean", pa.float64(), "mean of the values"),
     ("q10", pa.float64(), "10 % quantile (log histogram, within 4.7 %)"),
     ("q50", pa.float64(), "median"),
