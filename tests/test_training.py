@@ -11,10 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+import cells
 from sweeps import spec as specs
 from sweeps.job import Checkpoint, get_job
 from sweeps.jobs.training import models
@@ -232,3 +235,37 @@ def test_a_killed_training_sweep_resumes_to_the_uninterrupted_result(tmp_path, c
         if name == "runs":
             a, b = a.drop(columns="wall_s"), b.drop(columns="wall_s")
         pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+@pytest.mark.parametrize("task, cell, engine", [("embedded-reber", "gru:3", "numba"), ("reber", "vanilla:5", "torch")])
+def test_the_weights_table_rebuilds_models_that_reproduce_the_test_scores_bit_for_bit(tmp_path, task, cell, engine):
+    """Both stages of every run, written as plain Parquet and read back with pandas, rebuild
+    (without torch) the initial model and the selected one, whose test scores under the
+    training job's own evaluation are the runs table's, bit for bit."""
+    from analysis.weights import parameters
+    from sweeps.jobs.training import engines, reber
+    from sweeps.jobs.training.evaluation import scores
+
+    params = runs(task=task, cells=cell, protocol="adam", seeds="0-1", n_train=60, max_epochs=6, batch_size=10,
+                  engine=engine)
+    for run, out in zip(params, to_completion(params)):
+        path = tmp_path / f"{run.seed}.parquet"
+        pq.write_table(out["weights"], path)
+        models_ = parameters(pd.read_parquet(path))
+        (rid,) = out["runs"].column("run_id").to_pylist()
+        assert set(models_) == {(rid, "init"), (rid, "trained")}
+        initial = models.init_params(run.cell, run.k, run.bias, run.init, [run.seed], torch.float64)
+        assert all((models_[rid, "init"][n] == t[0].numpy()).all() for n, t in initial.items())
+        data = reber.datasets(run.task, {"train": run.n_train, "val": run.n_val, "test": run.n_test}, run.data_seed,
+                              torch.float64)
+        row = out["runs"].to_pylist()[0]
+        assert row["selected_epoch"] > 0       # the trained model is not the initial one
+        reported = [row[f"test_{q}"] for q in training_tables.MEASURES]
+        for stage in ("trained", "init"):
+            engine_ = engines.make(cells.get_cell(run.cell), run, data, [models_[rid, stage]])
+            got = scores(*engine_.evaluate([0], "test"), data["test"], run.task == "embedded-reber")
+            got = [float(got[q][0]) for q in training_tables.MEASURES]
+            if stage == "trained":
+                np.testing.assert_array_equal(got, reported)       # exact; NaN (reber's outer accuracy) too
+            else:
+                assert got[0] != reported[0]                        # the initial model's loss is another

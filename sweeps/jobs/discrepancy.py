@@ -22,10 +22,13 @@ return per-block moments and sparse histograms (:mod:`sweeps.jobs.moments`,
 :mod:`sweeps.contract`) and per-draw rates; the driver merges them in block order into the
 group's rows of ``discrepancy``, ``memory`` (decay rates, :mod:`sweeps.jobs.memory`), for
 cells whose state is more than h ``state_discrepancy`` (D of the whole state, e.g. an LSTM's
-(h, c)), and with ``lyapunov: true`` ``lyapunov`` (per draw: the largest Lyapunov exponent,
-the draw's decay rate, its saturated gates).
+(h, c)), with ``lyapunov: true`` ``lyapunov`` (per draw: the largest Lyapunov exponent,
+the draw's decay rate, its saturated gates), and with ``noise: σ`` ``decodable`` (how well
+the first symbol can be read back under noise, :mod:`sweeps.jobs.decodable`, measured on the
+group's first ``noise_draws`` draws).
 """
 from dataclasses import dataclass
+from functools import partial
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -38,7 +41,7 @@ from .. import contract
 from ..job import Estimate, Job, register_job
 from ..plan import Group, Shard
 from ..settings import INT32, Choice, Choices, Families, Flag, Int, Ints, Number, Option
-from . import memory, resident
+from . import decodable, memory, resident
 from .moments import block_moments, merge_moments
 
 BLOCK = 50
@@ -94,13 +97,22 @@ class DynamicsRange(DrawRange):
     lyapunov: bool = True
 
 
+@dataclass(frozen=True)
+class NoisyRange(DynamicsRange):
+    """A shard that also measures how well the first symbol can be read back under noise
+    (``sweeps.jobs.decodable``), with or without the dynamics."""
+
+    noise: float = 0.0
+    noise_draws: int = 0
+
+
 @register_job
 class Discrepancy(Job):
     name = command = "discrepancy"
     help = "sweep D(l,k) over cells, inits, k and seed ensembles (and what explains it)"
-    tables = ("discrepancy", "memory", "state_discrepancy", "lyapunov")
+    tables = ("discrepancy", "memory", "state_discrepancy", "lyapunov", "decodable")
     schemas = {"discrepancy": SCHEMA, "memory": memory.MEMORY, "state_discrepancy": STATE_SCHEMA,
-               "lyapunov": memory.LYAPUNOV}
+               "lyapunov": memory.LYAPUNOV, "decodable": decodable.SCHEMA}
     options = (
         Option("cells", Choices(lambda: cells.CELLS), "cells, e.g. vanilla,gru (also tanh, lstm, mgu)"),
         Option("inits", Families(cells.INITS, (cells.GAIN,)), "parameter draws: normal, xavier, uniform, or gain:G "
@@ -114,6 +126,11 @@ class Discrepancy(Job):
         Option("threshold", Number(), "frac_distinct counts draws with ||h_u - h_v|| above this", 1e-6),
         Option("lyapunov", Flag(), "also measure each draw's largest Lyapunov exponent and saturated gates "
                                    "(table lyapunov; about as costly again as D)", False),
+        Option("noise", Number(), "σ of the Gaussian noise added to the state at every step of 16 noisy runs of "
+                                  "u and of v per draw; the held-out accuracy of a linear readout telling them "
+                                  "apart goes to table decodable (off unless given)", None),
+        Option("noise_draws", Int(minimum=1), "with noise: measure it on the first this many draws of each ensemble "
+                                              "(its mean needs far fewer draws than D's)", 200),
     )
 
     def plan(self, s) -> List[Group]:
@@ -124,15 +141,18 @@ class Discrepancy(Job):
                     for seed in s.seeds:
                         name = group_name(cell, init, k, seed, s.dtype)
                         settings = {"draws": s.draws, "l_max": s.l_max, "dtype": s.dtype, "threshold": s.threshold,
-                                    **({"lyapunov": True} if s.lyapunov else {})}
-                        shard = DynamicsRange if s.lyapunov else DrawRange
+                                    **({"lyapunov": True} if s.lyapunov else {}),
+                                    **({"noise": s.noise, "noise_draws": min(s.noise_draws, s.draws)} if s.noise else {})}
+                        shard = (partial(NoisyRange, lyapunov=s.lyapunov, noise=s.noise,
+                                         noise_draws=min(s.noise_draws, s.draws)) if s.noise
+                                 else DynamicsRange if s.lyapunov else DrawRange)
                         shards = tuple(
                             Shard(self.name, name, shard(cell, init, k, seed, s.draws, s.l_max, s.dtype, s.threshold,
                                                          start=a, stop=min(a + s.shard_size, s.draws)))
                             for a in range(0, s.draws, s.shard_size))
                         tables = ("discrepancy", "memory",
                                   *(("state_discrepancy",) if cells.get_cell(cell).memory > 1 else ()),
-                                  *(("lyapunov",) if s.lyapunov else ()))
+                                  *(("lyapunov",) if s.lyapunov else ()), *(("decodable",) if s.noise else ()))
                         groups.append(Group(self.name, name, settings, shards, tables))
         return groups
 
@@ -148,25 +168,35 @@ class Discrepancy(Job):
         costly cell) by :func:`shard_cost`."""
         groups = len(s.cells) * len(s.inits) * len(s.k) * len(s.seeds)
         per_group = -(-s.draws // s.shard_size)
-        costs = {c: shard_cost(c, max(s.k), s.l_max, min(s.draws, s.shard_size)) for c in s.cells}
+        noisy = min(s.noise_draws, s.draws) if s.noise else 0     # the first shard holds the most noisy draws
+        costs = {c: shard_cost(c, max(s.k), s.l_max, min(s.draws, s.shard_size), min(noisy, s.shard_size))
+                 for c in s.cells}
         cell = max(costs, key=lambda c: costs[c][1])
-        every = sum(shard_cost(c, k, s.l_max, s.draws)[1] for c in s.cells for k in s.k) * len(s.inits) * len(s.seeds)
+        every = (sum(shard_cost(c, k, s.l_max, s.draws, noisy)[1] for c in s.cells for k in s.k)
+                 * len(s.inits) * len(s.seeds))
         return Estimate(groups, groups * per_group, shard_bytes=max(b for b, _ in costs.values()),
                         shard_seconds=costs[cell][1], seconds=every,
                         largest=f"{cell}, k={max(s.k)}, l_max={s.l_max}, {min(s.draws, s.shard_size)} draws")
 
 
-def shard_cost(cell: str, k: int, l_max: int, draws: int):
-    """(peak bytes, seconds of one core) of a shard of ``draws`` draws, from a model fitted on a
-    2-core machine (benchmarks/bench_engine.py checks it): time draws·l_max·(0.5 µs + 2.5 ns·gates·k²);
-    memory 4x the parameters of one chunk of draws, 40 bytes per draw of the chunk and step,
-    and 16 MiB. A guide for refusing what cannot fit: it errs high (measured: up to 2.5x the
-    time, 1.5x the memory)."""
+def shard_cost(cell: str, k: int, l_max: int, draws: int, noisy: int = 0):
+    """(peak bytes, seconds of one core) of a shard of ``draws`` draws, ``noisy`` of them also
+    measured under noise, from a model fitted on a 2-core machine (benchmarks/bench_engine.py
+    checks it): time draws·l_max·(0.5 µs + 2.5 ns·gates·k²); memory 4x the parameters of one
+    chunk of draws, 40 bytes per draw of the chunk and step, and 16 MiB. A guide for refusing
+    what cannot fit: it errs high (measured: up to 2.5x the time, 1.5x the memory). A noisy draw
+    adds ten times its D time, 50 ns per value of its 32 noisy states a step (the noise and the
+    readout) and 20 µs a step, and its chunk holds six times its 64 steps of noisy states
+    (benchmarks/bench_decodable.py: within 0.5-1.2x on a busy machine)."""
     c = cells.get_cell(cell)
     per_draw, blocks = reference_chunk(c, k)
     chunk = min(draws, BLOCK * blocks)
     memory = 4 * chunk * per_draw + 40 * (chunk + 2 * k) * l_max + 16 * 2**20
-    return float(memory), draws * l_max * (0.5e-6 + 2.5e-9 * len(c.gates) * k * k)
+    per_step = 0.5e-6 + 2.5e-9 * len(c.gates) * k * k
+    states = 2 * decodable.REPEATS * c.memory * k
+    if noisy:
+        memory += 6 * min(l_max, resident.NORM_STEPS) * min(noisy, resident.chunk_size_of(per_draw)) * states * 8
+    return float(memory), draws * l_max * per_step + noisy * l_max * (10 * per_step + 50e-9 * states + 20e-6)
 
 
 def reference_chunk(cell: cells.Cell, k: int):
@@ -265,6 +295,8 @@ def compute_shard(p: DrawRange) -> pa.Table:
     shapes = cell.shapes(n=2, k=p.k)
     chunk = 1 if p.k >= RESIDENT_K else reference_chunk(cell, p.k)[1]
     hidden, whole = Summary(p.l_max, p.threshold), Summary(p.l_max, p.threshold)
+    noise = getattr(p, "noise", None)
+    readable = decodable.Summary(p.l_max)
     per_draw_lists: Dict[str, List[np.ndarray]] = {"draw_rate": [], "draw_lyapunov": [], "draw_saturated": []}
     for a in range(first, last, chunk):
         blocks = range(a, min(a + chunk, last))
@@ -275,7 +307,12 @@ def compute_shard(p: DrawRange) -> pa.Table:
         hidden.add(d_h[:n])
         if d_s is not None:
             whole.add(d_s[:n])
-        if isinstance(p, DynamicsRange):
+        noisy = min(n, p.noise_draws - a * BLOCK) if noise else 0
+        if noisy > 0:
+            streams = [cells.stream(p.seed, p.cell, p.init, p.k, "noise", a * BLOCK + i) for i in range(noisy)]
+            readable.add(resident.decodability(cell, {name: t.to(DTYPES[p.dtype]) for name, t in batch.items()},
+                                               p.l_max, noise, streams, noisy)[:noisy], BLOCK)
+        if getattr(p, "lyapunov", False):
             per_draw_lists["draw_rate"].append(memory.draw_rates(d_h[:n], memory.FLOOR[p.dtype]))
             lam, saturated = resident.lyapunov(cell, batch, p.l_max, n)
             lam, saturated = lam[:n], saturated[:n]
@@ -283,6 +320,8 @@ def compute_shard(p: DrawRange) -> pa.Table:
     columns = {"l": pa.array(np.arange(1, p.l_max + 1), pa.int32()), **hidden.columns()}
     if cell.memory > 1:
         columns.update(whole.columns("state_"))
+    if noise:
+        columns.update(readable.columns())
     for name, parts in per_draw_lists.items():
         if parts:
             columns[name] = pa.array([np.concatenate(parts)] + [None] * (p.l_max - 1), pa.list_(pa.float64()))
@@ -297,6 +336,8 @@ def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> Dict[str, pa.Tab
         if f"{prefix}hist_bin" in shard_tables[0].column_names:
             out[table], merged[table] = per_l_rows(s, shard_tables, prefix, gain)
     hist, n, distinct = merged["discrepancy"]
+    if "decodable_counts" in shard_tables[0].column_names:
+        out["decodable"] = decodable.rows(s, shard_tables, lambda name: _blocks(shard_tables, name, s.l_max), gain)
     per_draw = {name: _draws(shard_tables, name) for name in ("draw_rate", "draw_lyapunov", "draw_saturated")}
     out["memory"] = pa.Table.from_pylist(
         [memory.memory_row(s, hist, out["discrepancy"]["q50"].to_numpy(), n, distinct, per_draw["draw_lyapunov"],

@@ -15,12 +15,18 @@ imaginary part (s + iεδ, ε = ``EPS``), which the cells' helpers propagate to 
 exactly (``cells.registry``), so J δ is exact to rounding for any registered cell, without a
 hand-written Jacobian. The first tangent is the direction of s_v - s_u after the first
 symbol, so the tangent follows the linearisation of D itself.
+
+The noisy runs of memory under noise (:func:`decodability`) take this path whatever k: 32
+runs a draw make matrix products of the chunk's own weights, and each draw reads its noise
+from a stream of its own.
 """
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 import cells
+
+from . import decodable
 
 CACHE_BYTES = 8 * 2**20     # the weights a chunk keeps resident (measured fastest here: 4-8 MiB of a 32 MiB L3)
 BLOCK_DIVISORS = (50, 25, 10, 5, 2, 1)
@@ -32,7 +38,11 @@ NORM_STEPS = 64             # steps whose differences are buffered before one ve
 def chunk_size(params: cells.Params) -> int:
     """Draws advanced together: the largest divisor of a block of 50 whose weights fit in
     ``CACHE_BYTES`` (at least 1)."""
-    per_draw = sum(t[0].numel() * t.element_size() for t in params.values())
+    return chunk_size_of(sum(t[0].numel() * t.element_size() for t in params.values()))
+
+
+def chunk_size_of(per_draw: int) -> int:
+    """:func:`chunk_size` for draws of ``per_draw`` bytes of weights."""
     return next((e for e in BLOCK_DIVISORS if e * per_draw <= CACHE_BYTES), 1)
 
 
@@ -77,6 +87,42 @@ def distances(cell: cells.Cell, params: cells.Params, l_max: int,
                 if d_s is not None:
                     d_s[a: a + e, t0:t1] = np.sqrt((part**2).sum(-1)).T
     return d_h, d_s
+
+
+def decodability(cell: cells.Cell, params: cells.Params, l_max: int, noise: float,
+                 streams: Sequence[np.random.Generator], need: Optional[int] = None) -> np.ndarray:
+    """Per draw and step, (E, l_max): the held-out accuracy of the linear readout telling u
+    from v (:func:`sweeps.jobs.decodable.accuracy`) when every step adds N(0, noise²) to the
+    state of each of ``REPEATS`` runs of u and of v. Draw i's noise comes from ``streams[i]``,
+    step after step (an array (2 REPEATS, state width) a step: u's repeats, then v's), drawn in
+    float64 whatever the dtype, so a draw's numbers depend on nothing but the draw and its
+    stream, and l_max only cuts them short. ``need`` as in :func:`distances`."""
+    w = params[f"W{cell.gates[0]}"]
+    e_all, k = w.shape[0], w.shape[-1]
+    width = cell.memory * k
+    dtype = w.numpy().dtype
+    r = decodable.REPEATS
+    acc = np.empty((e_all, l_max))
+    first = np.repeat(np.eye(2, dtype=dtype), r, axis=0)    # u's repeats read 0, v's 1
+    zeros = first[[0] * 2 * r]                              # then all read 0
+    step = chunk_size(params)
+    with np.errstate(over="ignore"):
+        for a in range(0, e_all if need is None else need, step):
+            p = as_numpy(params, a, a + step)
+            e = min(step, e_all - a)
+            s = np.zeros((e, 2 * r, width), dtype)
+            h = np.empty((min(NORM_STEPS, l_max), e, 2 * r, k), dtype)
+            for t0 in range(0, l_max, NORM_STEPS):
+                t1 = min(t0 + NORM_STEPS, l_max)
+                kicks = np.zeros((t1 - t0, e, 2 * r, width))      # draws past ``streams`` are not needed
+                for i, g in enumerate(streams[a: a + e]):
+                    kicks[:, i] = g.standard_normal((t1 - t0, 2 * r, width))
+                kicks = (noise * kicks).astype(dtype)
+                for t in range(t0, t1):
+                    s = cell.step(p, first if t == 0 else zeros, s) + kicks[t - t0]
+                    h[t - t0] = cell.hidden(s)
+                acc[a: a + e, t0:t1] = decodable.accuracy(h[: t1 - t0]).T
+    return acc
 
 
 def lyapunov(cell: cells.Cell, params: cells.Params, l_max: int,

@@ -9,7 +9,7 @@ Modules: ``reber`` (grammars and data sets), ``models`` (a cell plus a linear ou
 selection and stopping on the validation set), ``engines`` (who computes: the torch reference
 or the compiled fast path of ``kernels``), ``evaluation`` (HS97 accuracies), ``gradients``
 (Fig 9 and dloss/dh), ``probes`` (heatmap rows), ``checkpoint`` (a run's state as data),
-``tables`` (the five tables, documented).
+``tables`` (the six tables, documented).
 """
 import itertools
 import time

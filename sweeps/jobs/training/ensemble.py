@@ -64,6 +64,7 @@ class Ensemble:
         init = models.init_params(c.cell, c.k, c.bias, c.init, self.seeds, DTYPES[c.dtype])
         params = [{n: t[i].numpy() for n, t in init.items()} for i in range(len(runs))]
         self.engine = engines.make(self.cell, c, self.data, params)
+        self.initial = params                      # drawn from the seed alone, so a resumed run has them too
         self.best = [dict(p) for p in params]      # each member's selected model so far
         self.members = [self._fresh(seed) if s is None else self._load(i, s)
                         for i, (seed, s) in enumerate(zip(self.seeds, states))]
@@ -215,6 +216,10 @@ class Ensemble:
             "gradients": pa.Table.from_pylist(grads, schema=SCHEMAS["gradients"]),
             "probes": pa.Table.from_pylist([{**key, **r} for r in probe_rows], schema=SCHEMAS["probes"]),
             "lengths": pa.Table.from_pylist(by_length, schema=SCHEMAS["lengths"]),
+            "weights": pa.Table.from_pylist(
+                [{**key, "stage": stage, "tensor": name, "shape": list(a.shape), "values": a.ravel().tolist()}
+                 for stage, model in (("init", self.initial[i]), ("trained", self.best[i])) for name, a in model.items()],
+                schema=SCHEMAS["weights"]),
         }
 
 

@@ -128,7 +128,15 @@ PROBES = contract.schema(KEY + [
     ("probs", F32_LIST, "softmax of y_t"),
     ("hidden", F32_LIST, "h_t (k values)"),
 ])
-SCHEMAS = {"runs": RUNS, "epochs": EPOCHS, "gradients": GRADIENTS, "probes": PROBES, "lengths": LENGTHS}
+WEIGHTS = contract.schema(KEY + [
+    ("stage", pa.string(), "init (the initial model, epoch 0) or trained (" + SELECTED + ")"),
+    ("tensor", pa.string(), "parameter name: U<g>, W<g>, b<g> of the cell's gates, O and bO of the linear output"),
+    ("shape", pa.list_(pa.int32()), "the tensor's shape"),
+    ("values", pa.list_(pa.float64()), "its entries in row-major (C) order, exactly as trained (a float32 run's "
+                                       "values are exact in float64); analysis.weights.parameters rebuilds them"),
+])
+SCHEMAS = {"runs": RUNS, "epochs": EPOCHS, "gradients": GRADIENTS, "probes": PROBES, "lengths": LENGTHS,
+           "weights": WEIGHTS}
 TABLES = tuple(SCHEMAS)
 
 
