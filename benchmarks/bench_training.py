@@ -19,9 +19,9 @@
 5. Every cell at its matched width (``models.MATCHED``, about 600 parameters): CPU seconds per
    training epoch of the paper protocol (the 256 strings' updates for 16 seeds, one thread; the
    evaluation, which parts 1 and 2 include, left out), the fast path against today's torch
-   engine, and the fast path per string-step (an epoch's time over 16 seeds x its strings'
-   steps), which stays flat as strings lengthen. Targets: each cell's fast path within 3x of
-   the GRU's, and 50x or more faster than its torch-engine epoch.
+   engine, and the fast path per string-step and seed (an epoch's time over 16 seeds x its
+   strings' steps), which should stay flat as strings lengthen. Targets: each cell's fast path
+   within 3x of the GRU's, and 50x or more faster than its torch-engine epoch.
 
 Run: python benchmarks/bench_training.py [--no-cli] [--cells]   (--no-cli: skip part 4;
 --cells: part 5 alone)
@@ -88,11 +88,11 @@ def every_cell(train: reber.Encoded, torch_epochs: int = 1, fast_epochs: int = 2
                     training_epoch_seconds(cell, k, "torch", train, torch_epochs)) for cell, k in models.MATCHED.items()}
     gru = times["gru"][0]
     print(f"{'cell':<8} {'k':>3} {'params':>6} {'fast s/epoch':>13} {'torch s/epoch':>14} {'torch/fast':>11} "
-          f"{'fast/GRU fast':>14} {'fast ns/string-step':>20}")
+          f"{'fast/GRU fast':>14} {'fast ns/(string-step seed)':>27}")
     for cell, (fast, slow) in times.items():
         k = models.MATCHED[cell]
         print(f"{cell:<8} {k:>3} {models.n_params(cell, k, 'authors'):>6} {fast:>13.4f} {slow:>14.2f} "
-              f"{slow / fast:>10.0f}x {fast / gru:>13.2f}x {1e9 * fast / steps:>20.0f}")
+              f"{slow / fast:>10.0f}x {fast / gru:>13.2f}x {1e9 * fast / steps:>27.0f}")
     print(f"({len(train.mask)} training strings, {int(train.mask.sum())} steps, {SEEDS} seeds; CPU seconds of one "
           "thread; targets: fast/GRU fast <= 3x, torch/fast >= 50x)")
 
