@@ -16,9 +16,17 @@
    that loads the cache from disk.
 4. End to end through the CLI: the paper protocol for 16 seeds of vanilla k=18 and GRU k=10, to
    its stopping rules, Ray's start included.
+5. Every cell at its matched width (``models.MATCHED``, about 600 parameters): CPU seconds per
+   training epoch of the paper protocol (the 256 strings' updates for 16 seeds, one thread; the
+   evaluation, which parts 1 and 2 include, left out), the fast path against today's torch
+   engine, and the fast path per string-step and seed (an epoch's time over 16 seeds x its
+   strings' steps), which should stay flat as strings lengthen. Targets: each cell's fast path
+   within 3x of the GRU's, and 50x or more faster than its torch-engine epoch.
 
-Run: python benchmarks/bench_training.py [--no-cli]   (--no-cli: skip part 4)
+Run: python benchmarks/bench_training.py [--no-cli] [--cells]   (--no-cli: skip part 4;
+--cells: part 5 alone)
 """
+import dataclasses
 import os
 import subprocess
 import sys
@@ -37,25 +45,56 @@ SEEDS, STRINGS = 16, 256
 MODELS = (("gru", 10), ("vanilla", 18))
 
 
-def make_engine(cell: str, k: int, engine: str):
-    """(engine, data) of the paper protocol's 16 seeds, as the job builds them."""
+def make_engine(cell: str, k: int, engine: str, train: reber.Encoded = None):
+    """(engine, data) of the paper protocol's 16 seeds, as the job builds them; ``train``, if
+    given, replaces its training strings."""
     (run, *_) = [g.shards[0].params for g in specs.validate({"training": {
         "task": "embedded-reber", "cells": f"{cell}:{k}", "protocol": "paper", "seeds": 0, "engine": engine}}).groups()]
     data = reber.datasets(run.task, {"train": run.n_train, "val": run.n_val, "test": run.n_test}, 0, torch.float64)
+    if train is not None:
+        data["train"], run = train, dataclasses.replace(run, n_train=len(train.mask))
     p = models.init_params(cell, k, run.bias, run.init, list(range(SEEDS)), torch.float64)
     return engines.make(cells.get_cell(cell), run, data, [{n: t[i].numpy() for n, t in p.items()} for i in range(SEEDS)]), data
 
 
-def engine_epochs(engine, epochs: int, clock=time.perf_counter) -> float:
+def engine_epochs(engine, epochs: int, clock=time.perf_counter, evaluate: bool = True) -> float:
     """Seconds (of ``clock``) for ``epochs`` epochs of an engine: training (each seed in its own
-    shuffled order), then the validation evaluation, as the job does every epoch."""
+    shuffled order), then the validation evaluation, as the job does every epoch (unless not
+    ``evaluate``)."""
     members, lr = list(range(SEEDS)), np.full(SEEDS, 0.001)
-    orders = np.stack([np.random.default_rng(seed).permutation(STRINGS) for seed in range(SEEDS)])
+    orders = np.stack([np.random.default_rng(seed).permutation(engine.run.n_train) for seed in range(SEEDS)])
     t0 = clock()
     for _ in range(epochs):
         engine.epoch(members, orders, lr)
-        engine.evaluate(members, "val")
+        if evaluate:
+            engine.evaluate(members, "val")
     return clock() - t0
+
+
+def training_epoch_seconds(cell: str, k: int, engine: str, train: reber.Encoded, epochs: int) -> float:
+    """CPU seconds per training epoch (the updates, no evaluation) of the paper protocol's 16
+    seeds on the training strings ``train``; the fast path after one epoch of warm-up (and
+    compilation)."""
+    e, _ = make_engine(cell, k, engine, train)
+    if engine == "numba":
+        engine_epochs(e, 1, evaluate=False)
+    return engine_epochs(e, epochs, time.process_time, evaluate=False) / epochs
+
+
+def every_cell(train: reber.Encoded, torch_epochs: int = 1, fast_epochs: int = 20) -> None:
+    """Part 5: a table of every cell at its matched width on the training strings ``train``."""
+    steps = SEEDS * int(train.mask.sum())
+    times = {cell: (training_epoch_seconds(cell, k, "numba", train, fast_epochs),
+                    training_epoch_seconds(cell, k, "torch", train, torch_epochs)) for cell, k in models.MATCHED.items()}
+    gru = times["gru"][0]
+    print(f"{'cell':<8} {'k':>3} {'params':>6} {'fast s/epoch':>13} {'torch s/epoch':>14} {'torch/fast':>11} "
+          f"{'fast/GRU fast':>14} {'fast ns/(string-step seed)':>27}")
+    for cell, (fast, slow) in times.items():
+        k = models.MATCHED[cell]
+        print(f"{cell:<8} {k:>3} {models.n_params(cell, k, 'authors'):>6} {fast:>13.4f} {slow:>14.2f} "
+              f"{slow / fast:>10.0f}x {fast / gru:>13.2f}x {1e9 * fast / steps:>27.0f}")
+    print(f"({len(train.mask)} training strings, {int(train.mask.sum())} steps, {SEEDS} seeds; CPU seconds of one "
+          "thread; targets: fast/GRU fast <= 3x, torch/fast >= 50x)")
 
 
 def engine_rate(cell: str, k: int, engine: str, epochs: int) -> float:
@@ -125,8 +164,11 @@ def row(label: str, value: str) -> None:
     print(f"{label:<72} {value:>14}")
 
 
-def main(cli: bool = True):
+def main(cli: bool = True, only_cells: bool = False):
     torch.set_num_threads(1)
+    if only_cells:
+        every_cell(make_engine("gru", 10, "torch")[1]["train"])
+        return
     row("measurement (embedded Reber, paper protocol, 256 strings, 16 seeds)", "value")
     for cell, k in MODELS:
         fast = engine_rate(cell, k, "numba", 20)
@@ -151,7 +193,9 @@ def main(cli: bool = True):
         row("kernels loaded from the disk cache in a fresh process, first epochs s", f"{first_epoch_seconds(cache):.1f}")
     if cli:
         row(f"CLI: paper protocol, {SEEDS} seeds x (vanilla:18, gru:10), to its stops, s", f"{end_to_end():.0f}")
+    print()
+    every_cell(make_engine("gru", 10, "torch")[1]["train"])
 
 
 if __name__ == "__main__":
-    main(cli="--no-cli" not in sys.argv)
+    main(cli="--no-cli" not in sys.argv, only_cells="--cells" in sys.argv)

@@ -286,28 +286,33 @@ class Flag(Kind):
 class Sized(Kind):
     """Names with sizes, ``name:K`` items such as ``vanilla:18,gru:10`` (K in the range syntax:
     ``gru:4-8``), normalised to a list of ``"name:K"`` strings, one per size; K from 1 to
-    ``maximum`` (None: no bound)."""
+    ``maximum`` (None: no bound). With ``sizes`` (name -> K), a name alone stands for its size
+    there: ``lstm`` is ``lstm:8``."""
 
     values: Values
+    sizes: Optional[Dict[str, int]] = None
     maximum: Optional[int] = None
 
     def parse(self, value, key: str) -> List[str]:
+        example = "vanilla:18,gru:10" + (" or vanilla,gru" if self.sizes else "")
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items:
-            raise UsageError(f"{key}: expected NAME:K items such as vanilla:18,gru:10, got {shown(value)}")
+            raise UsageError(f"{key}: expected NAME:K items such as {example}, got {shown(value)}")
         allowed, out = _values(self.values), []
         for item in items:
             name, sep, k = str(item).strip().partition(":")
-            if not sep:
-                raise UsageError(f"{key}: expected NAME:K (e.g. gru:10), got {shown(item)}")
             if name not in allowed:
                 raise UsageError(f"{key}: unknown name {shown(name)}; allowed: {', '.join(sorted(allowed))}")
-            out += [f"{name}:{kk}" for kk in Ints(minimum=1, maximum=self.maximum).parse(k, key)]
+            if not sep and name not in (self.sizes or {}):
+                raise UsageError(f"{key}: expected NAME:K (e.g. gru:10), got {shown(item)}")
+            out += [f"{name}:{kk}" for kk in (Ints(minimum=1, maximum=self.maximum).parse(k, key) if sep
+                                               else [self.sizes[name]])]
         return list(dict.fromkeys(out))
 
     def schema(self) -> Dict:
         alt = "|".join(re.escape(n) for n in _values(self.values))
-        item = rf"\s*({alt}):{_range_pattern(self.maximum)}"
+        size = _range_pattern(self.maximum)
+        item = rf"\s*({alt})" + (rf"(:{size})?\s*" if self.sizes else rf":{size}")
         return {"oneOf": [{"type": "string", "pattern": rf"^{item}(,{item})*$"},
                           {"type": "array", "items": {"type": "string", "pattern": rf"^{item}$"}, "minItems": 1}]}
 

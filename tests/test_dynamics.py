@@ -232,7 +232,7 @@ def test_each_new_cell_trains_through_the_training_job(cli, tmp_path, cell, k):
     epochs = pd.read_parquet(out / "epochs")
     gates = len(cells.get_cell(cell).gates)
     assert (runs["n_params"] == gates * (7 * k + k * k) + 7 * k).all()       # no biases
-    assert set(runs["engine"]) == {"torch"}                                 # no fast path for these cells
+    assert set(runs["engine"]) == {"numba"}                                 # auto: their fast path
     assert len(runs) == 2 and np.isfinite(runs["final_loss"]).all()
     trained = epochs[epochs["epoch"] >= 1].sort_values(["run_id", "epoch"])
     first, last = (trained.groupby("run_id")["train_loss"].nth(i) for i in (0, -1))

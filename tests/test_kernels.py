@@ -1,9 +1,12 @@
 """The fast path (``kernels`` through ``engines.NumbaEngine``) against the torch reference
-(the cells' torch equations, ``engines.TorchEngine``): gradients against autograd within 1e-10
-relative in float64 on random strings, a whole epoch of SGD and of Adam updates, and the
-evaluation. The same checks run once more with numba's bounds checking on, in a subprocess with
-its own compilation cache (numba does not check array bounds otherwise: a bad index would read
-or write out of bounds instead of raising)."""
+(the cells' torch equations, ``engines.TorchEngine``), for every cell: gradients against
+autograd within 1e-10 relative in float64 on random strings, a whole epoch of SGD and of Adam
+updates, and the evaluation. The kernels' gate layout is each cell's registered gates, found by
+name; a constant the kernels read reaches compiled kernels. The same checks run once more with
+numba's bounds checking on, in a subprocess with its own compilation cache (numba does not check
+array bounds otherwise: a bad index would read or write out of bounds instead of raising)."""
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -49,8 +52,23 @@ def random_strings(n, length, seed):
     return reber.Encoded(x, target, torch.zeros(n, length, 7, dtype=torch.bool), mask, torch.from_numpy(steps - 1))
 
 
-CASES = [("vanilla", 5, "authors"), ("vanilla", 4, "all"), ("vanilla", 3, "none"), ("gru", 4, "authors"),
-         ("gru", 3, "all"), ("gru", 5, "none")]
+CELLS = ("vanilla", "gru", "tanh", "lstm", "mgu")
+CASES = [(cell, k, bias) for cell in CELLS for k, bias in ((5, "authors"), (4, "all"), (3, "none"))]
+
+
+def assert_gradients_match_autograd(run, fast, strings):
+    """The kernels' gradient of the summed loss of ``strings`` against autograd's through the
+    cell's torch equations, for each of the engine's three members."""
+    d = engines.kernel_arrays(strings)
+    for member in range(3):
+        got, total = kernels.gradient(kernels.CELLS[run.cell], run.k, fast.off, fast.theta, member,
+                                      kernels.LOSSES[run.loss], d["inp"], d["tgt"], d["steps"])
+        p = {n: torch.from_numpy(a)[None].requires_grad_() for n, a in fast.get(member).items()}
+        y, _ = models.forward(cells.get_cell(run.cell), p, strings.x[None], strings.mask)
+        ref = protocols.sequence_loss(protocols.LOSSES[run.loss], y, strings.target[None], strings.mask).sum()
+        want = torch.cat([g.reshape(-1) for g in torch.autograd.grad(ref, list(p.values()))]).numpy()
+        assert total == pytest.approx(ref.item(), rel=1e-12)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("cell, k, bias", CASES)
@@ -59,21 +77,13 @@ def test_gradients_match_autograd(cell, k, bias, loss):
     run = make_run(cell, k, bias, loss=loss)
     fast, _, data = both_engines(run)
     for strings in (data["train"], random_strings(9, 14, seed=k)):
-        d = engines.kernel_arrays(strings)
-        for member in range(3):
-            got, total = kernels.gradient(kernels.CELLS[cell], k, fast.off, fast.theta, member, kernels.LOSSES[loss],
-                                          d["inp"], d["tgt"], d["steps"])
-            p = {n: torch.from_numpy(a)[None].requires_grad_() for n, a in fast.get(member).items()}
-            y, _ = models.forward(cells.get_cell(cell), p, strings.x[None], strings.mask)
-            ref = protocols.sequence_loss(protocols.LOSSES[loss], y, strings.target[None], strings.mask).sum()
-            want = torch.cat([g.reshape(-1) for g in torch.autograd.grad(ref, list(p.values()))]).numpy()
-            assert total == pytest.approx(ref.item(), rel=1e-12)
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+        assert_gradients_match_autograd(run, fast, strings)
 
 
-@pytest.mark.parametrize("cell, k, optimizer, loss, batch_size", [
-    ("vanilla", 5, "sgd", "squared-error", 1), ("gru", 4, "sgd", "cross-entropy", 5),
-    ("vanilla", 4, "adam", "cross-entropy", 1), ("gru", 3, "adam", "squared-error", 5)])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("k, optimizer, loss, batch_size", [
+    (5, "sgd", "squared-error", 1), (4, "sgd", "cross-entropy", 5), (4, "adam", "cross-entropy", 1),
+    (3, "adam", "squared-error", 5)])
 def test_an_epoch_of_updates_matches_the_torch_engine(cell, k, optimizer, loss, batch_size):
     """12 strings in batches of 5 (the last one of 2) or one at a time; each member its own order
     and learning rate; two epochs, so Adam's moments and step count carry over."""
@@ -98,7 +108,9 @@ def test_an_epoch_of_updates_matches_the_torch_engine(cell, k, optimizer, loss, 
     assert fast.state(1) == {} or int(fast.state(1)["t"][0]) == 0
 
 
-@pytest.mark.parametrize("cell, k, loss", [("vanilla", 5, "squared-error"), ("gru", 4, "cross-entropy")])
+@pytest.mark.parametrize("cell, k, loss", [("vanilla", 5, "squared-error"), ("gru", 4, "cross-entropy"),
+                                           ("tanh", 5, "cross-entropy"), ("lstm", 4, "squared-error"),
+                                           ("mgu", 4, "cross-entropy")])
 def test_evaluation_matches_the_torch_engine(cell, k, loss):
     fast, ref, data = both_engines(make_run(cell, k, loss=loss, n_train=40))
     for name in reber.SETS:
@@ -138,13 +150,65 @@ def test_packing_round_trips_and_the_layout_is_the_kernels():
     assert both_engines(make_run("vanilla", 3, "none"))[0].off.tolist() == [0, 21, -1, 30, -1]
 
 
+def test_the_kernels_gate_layout_is_each_cells_registered_gates(monkeypatch):
+    """Every shipped cell has a fast path whose gates and state width are the registered cell's.
+    The engine finds each gate's weights by name, so a cell registering its gates in another
+    order (here the GRU's, which moves every gate's weights in the packed row) still trains the
+    right ones; a cell whose gates are not the kernels' is refused when the engine is built, as
+    is another alphabet size."""
+    assert set(kernels.LAYOUT) == set(cells.CELLS)
+    assert sorted(kernels.CELLS.values()) == list(range(len(kernels.CELLS)))
+    for name, (_, gates, memory) in kernels.LAYOUT.items():
+        assert sorted(cells.get_cell(name).gates) == sorted(gates) and cells.get_cell(name).memory == memory, name
+    run = make_run("gru", 4, "all")
+    default = both_engines(run)[0].off
+    monkeypatch.setitem(cells.CELLS, "gru", dataclasses.replace(cells.get_cell("gru"), gates=("h", "r", "z")))
+    fast, _, data = both_engines(run)
+    assert list(fast.shapes)[:3] == ["Uh", "Wh", "bh"] and fast.off.tolist() != default.tolist()
+    assert_gradients_match_autograd(run, fast, data["train"])
+    for name, changed in (("mgu", {"gates": ("z", "h")}), ("lstm", {"memory": 1}), ("vanilla", {"gates": ("h", "r")})):
+        monkeypatch.setitem(cells.CELLS, name, dataclasses.replace(cells.get_cell(name), **changed))
+        with pytest.raises(ValueError, match=f"cell '{name}' registers .* kernels.LAYOUT"):
+            both_engines(make_run(name, 3))
+    monkeypatch.setattr(models, "N_SYMBOLS", 8)
+    with pytest.raises(ValueError, match="the models read 8 symbols .* kernels.N_SYMBOLS = 7"):
+        both_engines(make_run("tanh", 3))
+
+
+def test_a_changed_adam_constant_reaches_the_compiled_kernels():
+    """numba's disk cache notices an edit to kernels.py only, so the kernels take Adam's betas as
+    arguments. A fresh process that finds the kernels compiled (by the first process here) and
+    trains with other betas gets other numbers, the torch engine's under those betas."""
+    code = ("import json, sys; import numpy as np; from sweeps.jobs.training import protocols\n"
+            "protocols.Adam.betas = (float(sys.argv[1]), float(sys.argv[2]))\n"
+            "from tests.test_kernels import both_engines, make_run\n"
+            "fast, ref, _ = both_engines(make_run('lstm', 3, optimizer='adam', lr=0.01))\n"
+            "orders, lr = np.stack([np.arange(12)] * 3), np.full(3, 0.01)\n"
+            "fast.epoch([0], orders, lr); ref.epoch([0], orders, lr)\n"
+            "print(json.dumps([np.concatenate([a.ravel() for a in e.get(0).values()]).tolist() for e in (fast, ref)]))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def trained(*betas):
+        out = subprocess.run([sys.executable, "-c", code, *map(str, betas)], capture_output=True, text=True,
+                             timeout=600, cwd=root)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    (fast, ref), (other, other_ref) = trained(*protocols.Adam.betas), trained(0.5, 0.9)
+    assert any(f.startswith("kernels.train_epoch") and f.endswith(".nbi") for f in os.listdir(kernels.cache_dir()))
+    np.testing.assert_allclose(fast, ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(other, other_ref, rtol=1e-9, atol=1e-12)
+    assert np.abs(other - fast).max() > 1e-3
+
+
 def test_the_kernels_run_under_numba_bounds_checking(tmp_path):
     """This module's other tests with NUMBA_BOUNDSCHECK=1 (compiled afresh into a cache of its
     own: the check is a compile-time flag that numba's cache does not key on), then a read past
     the end of a sequence, which must raise instead of reading out of bounds."""
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                            "-k", "not bounds_checking"], env=env, capture_output=True, text=True, timeout=600)
+                            "-k", "not bounds_checking and not adam_constant"],
+                           env=env, capture_output=True, text=True, timeout=600)
     assert tests.returncode == 0, tests.stdout[-3000:]
     probe = ("import numpy as np; from sweeps.jobs.training import kernels as K\n"
              "a = np.zeros((1, 3), np.int64); off = np.array([0, 14, -1, 18, -1], np.int64); one = np.zeros(1, np.int64)\n"

@@ -59,7 +59,8 @@ def test_loss_falls_in_a_short_real_training_run():
 
 
 @pytest.mark.parametrize("protocol, cell, engine", [
-    ("adam", "gru:4", "torch"), ("paper", "vanilla:5", "torch"), ("adam", "gru:3", "numba"), ("paper", "vanilla:5", "numba")])
+    ("adam", "gru:4", "torch"), ("paper", "vanilla:5", "torch"), ("adam", "gru:3", "numba"), ("paper", "vanilla:5", "numba"),
+    ("adam", "tanh:4", "numba"), ("paper", "lstm:3", "numba"), ("adam", "mgu:3", "numba")])
 def test_a_seed_gives_the_same_numbers_alone_or_in_an_ensemble(protocol, cell, engine):
     params = runs(cells=cell, protocol=protocol, seeds="0-2", engine=engine, order="shuffled")
     (alone,) = to_completion([params[1]])
@@ -100,6 +101,23 @@ def test_resuming_from_checkpoints_is_bit_identical(engine):
     for a, b in zip(whole, resumed[::-1]):
         for name in training.tables:
             assert without_timing(a)[name].equals(without_timing(b)[name]), name
+
+
+def test_a_cell_alone_is_its_matched_width_of_about_600_parameters():
+    """Counted on the built model under the default bias option (authors). The nearest width is
+    chosen; one unit moves an LSTM or MGU by 60-110 parameters, hence 6.5 %, not 5 %."""
+    def count(cell, k):
+        return sum(t[0].numel() for t in models.init_params(cell, k, "authors", "normal", [0]).values())
+
+    assert set(models.MATCHED) == set(cells.CELLS) and (models.MATCHED["vanilla"], models.MATCHED["gru"]) == (18, 10)
+    for cell, k in models.MATCHED.items():
+        off = {w: abs(count(cell, w) - 600) for w in (k - 1, k, k + 1)}
+        assert off[k] <= 0.065 * 600 and off[k] == min(off.values()), (cell, off)
+    planned = runs(cells="lstm,mgu,gru:4,vanilla", protocol="paper")
+    assert [(p.cell, p.k, p.bias) for p in planned] == [
+        ("lstm", models.MATCHED["lstm"], "authors"), ("mgu", models.MATCHED["mgu"], "authors"), ("gru", 4, "authors"),
+        ("vanilla", 18, "authors")]
+    assert planned[0] == runs(cells=f"lstm:{models.MATCHED['lstm']}", protocol="paper")[0]      # the same run, spelled out
 
 
 def test_spec_sections_plan_one_group_per_run_with_resolved_settings():

@@ -47,7 +47,9 @@ class Training(Job):
     max_batch = 16                 # seeds of one configuration trained as one ensemble
     options = (
         Option("task", Choices(reber.TASKS), "reber, embedded-reber or both (comma-separated)"),
-        Option("cells", Sized(lambda: cells.CELLS, maximum=MAX_K), "CELL:K items, e.g. vanilla:18,gru:10"),
+        Option("cells", Sized(lambda: cells.CELLS, models.MATCHED, maximum=MAX_K),
+               "CELL:K items, e.g. vanilla:18,gru:10; a CELL alone is its matched width, about 600 parameters "
+               f"({', '.join(f'{c}:{k}' for c, k in models.MATCHED.items())})"),
         Option("protocol", Choices(lambda: PROTOCOLS), "paper, adam or paper,adam: schedule, stopping rule, defaults"),
         Option("optimizer", Choices(lambda: OPTIMIZERS), "sgd, adam or sgd,adam (default: the protocol's: "
                                                          "paper sgd, adam adam)", None),
@@ -73,8 +75,9 @@ class Training(Job):
         Option("data_seed", Int(minimum=0, maximum=INT32), "seed of the training, validation and test strings (shared "
                                                            "by every run)", 0),
         Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float64"),
-        Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: vanilla, gru in float64), torch (any "
-                                                  "cell) or auto (numba where it applies); part of a run's identity",
+        Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: every cell, in float64), torch (the "
+                                                  "reference: any cell and dtype) or auto (numba where it applies); "
+                                                  "part of a run's identity",
                "auto"),
         Option("tol", Number(), "paper protocol: stop when the epoch's mean error changes by less", 1e-5),
         Option("checkpoint_s", Number(), "seconds between checkpoints of a running ensemble (part of a "

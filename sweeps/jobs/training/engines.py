@@ -12,8 +12,8 @@ the bookkeeping and calls them. Both hold E members' parameters and optimizer st
 
 ``torch`` is the reference: the cells' torch equations with autograd, for every registered cell
 and both dtypes. ``numba`` is the fast path (``kernels``): float64, for the cells that have
-kernels. The two agree to rounding, so the engine is part of a run's identity; ``auto`` picks
-``numba`` wherever it applies.
+kernels (``kernels.LAYOUT``: every shipped cell). The two agree to rounding, so the engine is
+part of a run's identity; ``auto`` picks ``numba`` wherever it applies.
 """
 import os
 import sys
@@ -27,7 +27,7 @@ import cells
 from ...errors import UsageError
 from . import kernels, models
 from .evaluation import per_string
-from .protocols import LOSSES, OPTIMIZERS, sequence_loss
+from .protocols import LOSSES, OPTIMIZERS, Adam, sequence_loss
 from .reber import Encoded
 from .run import DTYPES, Run
 
@@ -116,12 +116,14 @@ class NumbaEngine:
             print(f"lksweep: the training kernels are compiled into {where} (the package directory is not "
                   "writable, or NUMBA_CACHE_DIR says so)", file=sys.stderr)
         NumbaEngine.said_where = True
+        kernels.check(cell)
         self.run = run
         self.shapes = models.shapes(run.cell, run.k, run.bias)
         sizes = [int(np.prod(s)) for s in self.shapes.values()]
         self.slices = dict(zip(self.shapes, (slice(a, a + n) for a, n in zip(np.cumsum([0, *sizes]), sizes))))
         start = {n: s.start for n, s in self.slices.items()}
-        self.off = np.array([start.get(f"{x}{g}", -1) for g in cell.gates for x in "UWb"]
+        # each gate's weights found by name, in the kernels' order (a cell may register its gates in another)
+        self.off = np.array([start.get(f"{x}{g}", -1) for g in kernels.LAYOUT[run.cell][1] for x in "UWb"]
                             + [start["O"], start.get("bO", -1)], np.int64)
         self.ids = (kernels.CELLS[run.cell], kernels.LOSSES[run.loss], kernels.OPTIMIZERS[run.optimizer])
         self.theta = np.stack([np.concatenate([m[n].ravel() for n in self.shapes]) for m in params]).astype(np.float64)
@@ -132,9 +134,10 @@ class NumbaEngine:
     def epoch(self, members: List[int], orders: np.ndarray, lr: np.ndarray) -> np.ndarray:
         cell, loss, optimizer = self.ids
         d = self.sets["train"]
+        betas, eps = tuple(float(b) for b in Adam.betas), float(Adam.eps)
         return kernels.train_epoch(cell, self.run.k, self.off, self.theta, self.m, self.v, self.t,
                                    np.asarray(lr, np.float64), np.asarray(members, np.int64), orders,
-                                   self.run.batch_size, loss, optimizer, d["inp"], d["tgt"], d["steps"])
+                                   self.run.batch_size, loss, optimizer, betas, eps, d["inp"], d["tgt"], d["steps"])
 
     def evaluate(self, members: List[int], name: str):
         cell, loss, _ = self.ids

@@ -25,6 +25,12 @@ import cells
 
 N_SYMBOLS = 7
 BIASES = ("paper", "authors", "none", "hidden", "all")
+# Each cell's matched width, what ``--cells NAME`` trains: the k whose model's parameter count,
+# under the default bias option (authors), is nearest the paper's ~600. Vanilla 18 (601
+# parameters) and GRU 10 (610) are the paper's; tanh 18 (594), LSTM 8 (568; k = 9 has 675) and
+# MGU 12 (564; k = 13 has 637). One unit more or less moves an LSTM or MGU by 60-110
+# parameters, so these two cannot come closer than 5-6 %.
+MATCHED = {"vanilla": 18, "gru": 10, "tanh": 18, "lstm": 8, "mgu": 12}
 
 
 def bias_flags(bias: str, cell: str) -> Tuple[bool, bool]:
