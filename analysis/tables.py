@@ -64,25 +64,7 @@ def load(out: str, table: str, **filters) -> pd.DataFrame:
     table does not have; :class:`Corrupt` when a file is damaged.
     """
     store = Store(out)
-    names = store.list_files(store.path(table))
-    if not names:
-        held = available(out)
-        raise NoData(f"{store.display()} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
-    # parts first: a group also found in its own file is the redundant copy
-    names.sort(key=lambda n: (not n.startswith("part-"), n))
-    with ThreadPoolExecutor(READERS) as pool:
-        read = list(pool.map(lambda n: _read(store, table, n), names))
-    seen, pieces = set(), []
-    for t, groups in read:
-        if not groups:
-            pieces.append(t)
-            continue
-        start = 0
-        for group, rows in groups:
-            if group not in seen:
-                seen.add(group)
-                pieces.append(t.slice(start, rows))
-            start += rows
+    pieces = _pieces(store, table)
     df = _frame(pieces)
     for col, want in filters.items():
         if col not in df.columns:
@@ -95,19 +77,53 @@ def load(out: str, table: str, **filters) -> pd.DataFrame:
 
 
 READERS = 8
+# A table swapped by a compaction while it is read is listed and read again, up to this often.
+RELISTS = 5
+
+
+class _Vanished(Exception):
+    """A listed file that was gone when read (a compaction swapped the table meanwhile)."""
+
+
+def _pieces(store: Store, table: str) -> List[pa.Table]:
+    """Each group's rows of ``table``, once, every file checked."""
+    for _ in range(RELISTS):
+        names = store.list_files(store.path(table))
+        if not names:
+            held = available(store.uri)
+            raise NoData(f"{store.display()} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
+        # parts first: a group also found in its own file is the redundant copy
+        names.sort(key=lambda n: (not n.startswith("part-"), n))
+        try:
+            with ThreadPoolExecutor(READERS) as pool:
+                read = list(pool.map(lambda n: _read(store, table, n), names))
+        except _Vanished:
+            continue
+        seen, pieces = set(), []
+        for t, groups in read:
+            start = 0
+            for group, rows in groups:
+                if group not in seen:
+                    seen.add(group)
+                    pieces.append(t.slice(start, rows))
+                start += rows
+        return pieces
+    raise Corrupt(f"{store.display(store.path(table))} kept changing while it was read (a compaction or a launch "
+                  f"rewriting it); read it again when that has finished")
 
 
 def _read(store: Store, table: str, name: str):
-    """(table, [(group, rows)]) of one file, checked; [] groups for a file lksweep did not write."""
+    """(table, [(group, rows)]) of one file, checked."""
     rel = f"{table}/{name}"
-    data = store.read_bytes(store.path(rel))
+    path = store.path(rel)
+    data = store.read_bytes(path)
+    if data is None and not store.exists(path):
+        raise _Vanished(path)
     try:
-        t, meta = decode(data if data is not None else b"", expected(rel), require_digest=False)
+        t, meta = decode(data if data is not None else b"", expected(rel))
     except Damaged as e:
-        raise Corrupt(f"{store.display(store.path(rel))} is damaged: {e}; run the sweep's command again with "
+        raise Corrupt(f"{store.display(path)} is damaged: {e}; run the sweep's command again with "
                       f"--verify to recompute it") from None
-    if not meta:
-        return t, []
     if meta["kind"] == "part":
         return t, [(g["group"], g["rows"]) for g in meta["groups"]]
     return t, [(meta["group"], t.num_rows)]
@@ -143,16 +159,13 @@ def provenance(out: str) -> Dict:
     store = Store(out)
     sweeps, planned = planned_groups(out)
     tables = available(out)
-    cat = survey(store, tables, strict=False)
+    cat = survey(store, tables)
     groups, versions = {}, {}
     for t in tables:
         held = cat.groups.get(t, {})
-        foreign = [p for p in cat.foreign if store.rel(p).split("/")[0] == t]
-        groups[t] = len(held) + len(foreign)
+        groups[t] = len(held)
         for e in held.values():
             versions[e.version] = versions.get(e.version, 0) + 1
-        if foreign:
-            versions["unknown"] = versions.get("unknown", 0) + len(foreign)
     return {"sweeps": sweeps, "groups": groups, "versions": versions,
             "planned": {t: len(names) for t, names in planned.items()},
             "partial": {t: (groups.get(t, 0), len(names)) for t, names in planned.items() if groups.get(t, 0) < len(names)}}

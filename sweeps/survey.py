@@ -38,7 +38,6 @@ class Catalog:
     learned: List[Entry] = field(default_factory=list)                      # checked now, not yet indexed
     index_files: List[str] = field(default_factory=list)
     others: Dict[str, List[Entry]] = field(default_factory=dict)            # indexed files outside the survey
-    foreign: List[str] = field(default_factory=list)                        # Parquet files not written by lksweep
 
 
 def expected(rel: str) -> Optional[Dict[str, str]]:
@@ -58,11 +57,9 @@ def expected(rel: str) -> Optional[Dict[str, str]]:
     return None
 
 
-def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify: bool = False,
-           strict: bool = True) -> Catalog:
+def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify: bool = False) -> Catalog:
     """The catalog of ``tables`` and of ``jobs``' shards in ``store`` (see the module docstring).
-    With ``strict`` (the engine's), a Parquet file that lksweep did not write is damaged; without
-    (readers'), it is listed in ``foreign``."""
+    A Parquet file that lksweep did not write is damaged, for the engine and readers alike."""
     known, cat_index = index.read(store)
     cat = Catalog(store, index_files=cat_index)
     listed: Dict[str, FileStat] = {}
@@ -88,10 +85,8 @@ def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify
         else:
             to_check.append((rel, stat, expect))
     with ThreadPoolExecutor(READERS) as pool:
-        for rel, result in zip([c[0] for c in to_check], pool.map(lambda c: _check(store, *c, strict), to_check)):
-            if result is None:
-                cat.foreign.append(store.path(rel))
-            elif isinstance(result, str):
+        for rel, result in zip([c[0] for c in to_check], pool.map(lambda c: _check(store, *c), to_check)):
+            if isinstance(result, str):
                 cat.damaged.append((store.path(rel), result))
             else:
                 cat.learned += result
@@ -116,17 +111,16 @@ def _with_mtime(e: Entry, stat: FileStat) -> Entry:
     return dataclasses.replace(e, mtime_ns=stat.mtime_ns)
 
 
-def _check(store: Store, rel: str, stat: FileStat, expect: Dict[str, str], strict: bool):
-    """The index entries of a file after checking it, why it is damaged, or None for a file
-    lksweep did not write (when not ``strict``)."""
+def _check(store: Store, rel: str, stat: FileStat, expect: Dict[str, str]):
+    """The index entries of a file after checking it, or why it is damaged."""
     data = store.read_bytes(store.path(rel))
     if data is None:
         return "it cannot be read"
     try:
-        meta = check(data, expect, require_digest=strict)
+        meta = check(data, expect)
     except Damaged as e:
         return str(e)
-    return index.entries_of(rel, len(data), stat.mtime_ns, meta) if meta else None
+    return index.entries_of(rel, len(data), stat.mtime_ns, meta)
 
 
 def _add(cat: Catalog, entries: List[Entry]) -> None:
