@@ -56,16 +56,16 @@ def available(out: str) -> List[str]:
 
 def load(out: str, table: str, **filters) -> pd.DataFrame:
     """Table ``table`` of output directory ``out`` (a path or a URI) as a DataFrame, filtered
-    by column values. Every file is checked as it is read (its digest, and that it holds the
-    groups its name says: ``sweeps.fileformat``); a group held by two files (a compaction
-    interrupted on an object store) is read once.
+    by column values. Every file is checked as it is read (its seal, and that it holds the
+    groups its name says: ``sweeps.fileformat``); a file without lksweep's seal is damaged; a
+    group held by two files (a compaction interrupted on an object store) is read once; a
+    table swapped by a compaction while it is read is listed and read again.
 
     Raises :class:`NoData` when the table has no committed file or a filter names a column the
     table does not have; :class:`Corrupt` when a file is damaged.
     """
     store = Store(out)
-    pieces = _pieces(store, table)
-    df = _frame(pieces)
+    df = _frame(_pieces(store, table))
     for col, want in filters.items():
         if col not in df.columns:
             raise NoData(f"{table}: no column {col!r} to filter on; columns: {', '.join(df.columns)}")
@@ -85,8 +85,8 @@ class _Vanished(Exception):
     """A listed file that was gone when read (a compaction swapped the table meanwhile)."""
 
 
-def _pieces(store: Store, table: str) -> List[pa.Table]:
-    """Each group's rows of ``table``, once, every file checked."""
+def _pieces(store: Store, table: str) -> List[Tuple[str, pa.Table]]:
+    """(file, rows) of each group of ``table``, once, every file checked."""
     for _ in range(RELISTS):
         names = store.list_files(store.path(table))
         if not names:
@@ -100,12 +100,12 @@ def _pieces(store: Store, table: str) -> List[pa.Table]:
         except _Vanished:
             continue
         seen, pieces = set(), []
-        for t, groups in read:
+        for name, (t, groups) in zip(names, read):
             start = 0
             for group, rows in groups:
                 if group not in seen:
                     seen.add(group)
-                    pieces.append(t.slice(start, rows))
+                    pieces.append((store.display(store.path(table, name)), t.slice(start, rows)))
                 start += rows
         return pieces
     raise Corrupt(f"{store.display(store.path(table))} kept changing while it was read (a compaction or a launch "
@@ -129,12 +129,27 @@ def _read(store: Store, table: str, name: str):
     return t, [(meta["group"], t.num_rows)]
 
 
-def _frame(pieces: List[pa.Table]) -> pd.DataFrame:
+def _frame(pieces: List[Tuple[str, pa.Table]]) -> pd.DataFrame:
+    """The pieces as one frame; Corrupt naming a file whose column types cannot be read with
+    the others' (columns one file lacks are null there; numbers widen)."""
     try:
-        return pa.concat_tables([p.replace_schema_metadata(None) for p in pieces],
+        return pa.concat_tables([p.replace_schema_metadata(None) for _, p in pieces],
                                 promote_options="permissive").to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.concat([p.to_pandas() for p in pieces], ignore_index=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        why = str(e).splitlines()[0]
+    types: Dict[str, Dict[pa.DataType, List[str]]] = {}
+    for path, p in pieces:
+        for f in p.schema:
+            types.setdefault(f.name, {}).setdefault(f.type, []).append(path)
+    conflict = next(((c, t) for c, t in types.items() if len(t) > 1), None)
+    if conflict is None:
+        raise Corrupt(f"the files of {pieces[0][0].rsplit('/', 1)[0]} cannot be read together ({why})")
+    col, held = conflict
+    common = max(held, key=lambda t: len(held[t]))
+    odd, path = next((t, paths[0]) for t, paths in held.items() if t != common)
+    raise Corrupt(f"{path} holds column {col!r} as {odd} where the table's other files hold {common}; "
+                  f"it cannot be read with them (move it out of the table, or run the sweep's command with "
+                  f"--overwrite to recompute its groups)")
 
 
 def planned_groups(out: str) -> Tuple[List[Dict], Dict[str, set]]:

@@ -4,7 +4,7 @@ files found damaged; and, for a planned sweep, what each group still needs.
 A survey lists each table directory once and each job's shard directory once (recursively),
 reads the index (``sweeps.index``) and trusts a listed file whose size and modification time
 are what the index recorded at commit. Every other file (unknown to the index, or changed
-since) is opened and checked: its digest, and that it holds what its name says
+since) is opened and checked: its seal, and that it holds what its name says
 (``sweeps.fileformat``); with ``verify`` every file is. So on an object store a survey costs a
 number of requests that grows with the number of tables and jobs, not of files, and a
 file altered in place is found without reading the others.
@@ -86,6 +86,8 @@ def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify
             to_check.append((rel, stat, expect))
     with ThreadPoolExecutor(READERS) as pool:
         for rel, result in zip([c[0] for c in to_check], pool.map(lambda c: _check(store, *c), to_check)):
+            if result is None:
+                continue      # gone since listed (a compaction swapped its table): not damaged
             if isinstance(result, str):
                 cat.damaged.append((store.path(rel), result))
             else:
@@ -112,10 +114,11 @@ def _with_mtime(e: Entry, stat: FileStat) -> Entry:
 
 
 def _check(store: Store, rel: str, stat: FileStat, expect: Dict[str, str]):
-    """The index entries of a file after checking it, or why it is damaged."""
+    """The index entries of a file after checking it, why it is damaged, or None when it is
+    gone."""
     data = store.read_bytes(store.path(rel))
     if data is None:
-        return "it cannot be read"
+        return None if not store.exists(store.path(rel)) else "it cannot be read"
     try:
         meta = check(data, expect)
     except Damaged as e:
