@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 
 META_KEY = b"lksweep"
 CHECKPOINT_MAGIC = b"LKSWEEP-CHECKPOINT 1\n"
-SEAL = b'"seal": "'        # json.dumps writes the last key of the metadata so
-BLANK = b"0" * 32          # the seal's digits while the file is hashed
+SEAL = b'"seal": "'        # how json.dumps writes the metadata's last key, found in the raw bytes
+BLANK = b"0" * 32          # the seal's 32 hex digits, as they are read while the file is hashed
 
 
 class Damaged(ValueError):
