@@ -59,34 +59,16 @@ def available(out: str) -> List[str]:
 
 def load(out: str, table: str, **filters) -> pd.DataFrame:
     """Table ``table`` of output directory ``out`` (a path or a URI) as a DataFrame, filtered
-    by column values. Every file is checked as it is read (its digest, and that it holds the
-    groups its name says: ``sweeps.fileformat``); a group held by two files (a compaction
-    interrupted on an object store) is read once.
+    by column values. Every file is checked as it is read (its seal, and that it holds the
+    groups its name says: ``sweeps.fileformat``); a file without lksweep's seal is damaged; a
+    group held by two files (a compaction interrupted on an object store) is read once; a
+    table swapped by a compaction while it is read is listed and read again.
 
     Raises :class:`NoData` when the table has no committed file or a filter names a column the
     table does not have; :class:`Corrupt` when a file is damaged.
     """
     store = Store(out)
-    names = store.list_files(store.path(table))
-    if not names:
-        held = available(out)
-        raise NoData(f"{store.display()} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
-    # parts first: a group also found in its own file is the redundant copy
-    names.sort(key=lambda n: (not n.startswith("part-"), n))
-    with ThreadPoolExecutor(READERS) as pool:
-        read = list(pool.map(lambda n: _read(store, table, n), names))
-    seen, pieces = set(), []
-    for t, groups in read:
-        if not groups:
-            pieces.append(t)
-            continue
-        start = 0
-        for group, rows in groups:
-            if group not in seen:
-                seen.add(group)
-                pieces.append(t.slice(start, rows))
-            start += rows
-    df = _frame(pieces)
+    df = _frame(_pieces(store, table))
     for col, want in filters.items():
         if col not in df.columns:
             raise NoData(f"{table}: no column {col!r} to filter on; columns: {', '.join(df.columns)}")
@@ -98,30 +80,79 @@ def load(out: str, table: str, **filters) -> pd.DataFrame:
 
 
 READERS = 8
+# A table swapped by a compaction while it is read is listed and read again, up to this often.
+RELISTS = 5
+
+
+class _Vanished(Exception):
+    """A listed file that was gone when read (a compaction swapped the table meanwhile)."""
+
+
+def _pieces(store: Store, table: str) -> List[Tuple[str, pa.Table]]:
+    """(file, rows) of each group of ``table``, once, every file checked."""
+    for _ in range(RELISTS):
+        names = store.list_files(store.path(table))
+        if not names:
+            held = available(store.uri)
+            raise NoData(f"{store.display()} holds no {table!r} table" + (f" (it holds: {', '.join(held)})" if held else ""))
+        # parts first: a group also found in its own file is the redundant copy
+        names.sort(key=lambda n: (not n.startswith("part-"), n))
+        try:
+            with ThreadPoolExecutor(READERS) as pool:
+                read = list(pool.map(lambda n: _read(store, table, n), names))
+        except _Vanished:
+            continue
+        seen, pieces = set(), []
+        for name, (t, groups) in zip(names, read):
+            start = 0
+            for group, rows in groups:
+                if group not in seen:
+                    seen.add(group)
+                    pieces.append((store.display(store.path(table, name)), t.slice(start, rows)))
+                start += rows
+        return pieces
+    raise Corrupt(f"{store.display(store.path(table))} kept changing while it was read (a compaction or a launch "
+                  f"rewriting it); read it again when that has finished")
 
 
 def _read(store: Store, table: str, name: str):
-    """(table, [(group, rows)]) of one file, checked; [] groups for a file lksweep did not write."""
+    """(table, [(group, rows)]) of one file, checked."""
     rel = f"{table}/{name}"
-    data = store.read_bytes(store.path(rel))
+    path = store.path(rel)
+    data = store.read_bytes(path)
+    if data is None and not store.exists(path):
+        raise _Vanished(path)
     try:
-        t, meta = decode(data if data is not None else b"", expected(rel), require_digest=False)
+        t, meta = decode(data if data is not None else b"", expected(rel))
     except Damaged as e:
-        raise Corrupt(f"{store.display(store.path(rel))} is damaged: {e}; run the sweep's command again with "
+        raise Corrupt(f"{store.display(path)} is damaged: {e}; run the sweep's command again with "
                       f"--verify to recompute it") from None
-    if not meta:
-        return t, []
     if meta["kind"] == "part":
         return t, [(g["group"], g["rows"]) for g in meta["groups"]]
     return t, [(meta["group"], t.num_rows)]
 
 
-def _frame(pieces: List[pa.Table]) -> pd.DataFrame:
+def _frame(pieces: List[Tuple[str, pa.Table]]) -> pd.DataFrame:
+    """The pieces as one frame; Corrupt naming a file whose column types cannot be read with
+    the others' (columns one file lacks are null there; numbers widen)."""
     try:
-        return pa.concat_tables([p.replace_schema_metadata(None) for p in pieces],
+        return pa.concat_tables([p.replace_schema_metadata(None) for _, p in pieces],
                                 promote_options="permissive").to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.concat([p.to_pandas() for p in pieces], ignore_index=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        why = str(e).splitlines()[0]
+    types: Dict[str, Dict[pa.DataType, List[str]]] = {}
+    for path, p in pieces:
+        for f in p.schema:
+            types.setdefault(f.name, {}).setdefault(f.type, []).append(path)
+    conflict = next(((c, t) for c, t in types.items() if len(t) > 1), None)
+    if conflict is None:
+        raise Corrupt(f"the files of {pieces[0][0].rsplit('/', 1)[0]} cannot be read together ({why})")
+    col, held = conflict
+    common = max(held, key=lambda t: len(held[t]))
+    odd, path = next((t, paths[0]) for t, paths in held.items() if t != common)
+    raise Corrupt(f"{path} holds column {col!r} as {odd} where the table's other files hold {common}; "
+                  f"it cannot be read with them (move it out of the table, or run the sweep's command with "
+                  f"--overwrite to recompute its groups)")
 
 
 def planned_groups(out: str) -> Tuple[List[Dict], Dict[str, set]]:
@@ -158,16 +189,13 @@ def provenance(out: str) -> Dict:
     store = Store(out)
     sweeps, planned = planned_groups(out)
     tables = available(out)
-    cat = survey(store, tables, strict=False)
+    cat = survey(store, tables)
     groups, versions = {}, {}
     for t in tables:
         held = cat.groups.get(t, {})
-        foreign = [p for p in cat.foreign if store.rel(p).split("/")[0] == t]
-        groups[t] = len(held) + len(foreign)
+        groups[t] = len(held)
         for e in held.values():
             versions[e.version] = versions.get(e.version, 0) + 1
-        if foreign:
-            versions["unknown"] = versions.get("unknown", 0) + len(foreign)
     return {"sweeps": sweeps, "groups": groups, "versions": versions,
             "planned": {t: len(names) for t, names in planned.items()},
             "partial": {t: (groups.get(t, 0), len(names)) for t, names in planned.items() if groups.get(t, 0) < len(names)}}

@@ -19,6 +19,7 @@ After compaction a damaged part is set aside and its groups computed again from 
 (their shards are gone). Compaction holds one table's rows in memory at a time, as a pandas
 reader of that table would.
 """
+import logging
 import os
 import shutil
 import time
@@ -29,12 +30,13 @@ from typing import Dict, Iterable, List, Set, Tuple
 import pyarrow as pa
 
 from . import __version__, index
-from .errors import UsageError
 from .fileformat import Damaged, decode, encode
 from .index import Entry
-from .status import recorded_groups
+from .status import recorded_groups, sweep_records
 from .store import LIBC, Store
 from .survey import expected, survey
+
+log = logging.getLogger(__name__)
 
 PART_MB = 128
 STAGE, OLD = ".compacted-", ".precompact-"
@@ -49,7 +51,9 @@ class CompactResult:
 
 
 def compact(store: Store, part_mb: float = PART_MB) -> CompactResult:
-    """Compact every table of ``store`` (see the module docstring); holds OUT's lock."""
+    """Compact every table of ``store`` (see the module docstring); holds OUT's lock. A
+    directory without lksweep's sweep records is refused (UsageError), nothing moved."""
+    sweep_records(store)
     lock = store.acquire_lock()
     try:
         store.remove_temporaries()
@@ -74,6 +78,8 @@ def compact(store: Store, part_mb: float = PART_MB) -> CompactResult:
             for path, why in bad:
                 store.set_aside(path)
                 result.damaged.append(f"{store.display(path)}: {why}")
+            for group in set(held) - set(rows):   # set aside: computed again, from its shards if any
+                del held[group]
             parts = _parts(table, rows, part_mb * 2**20, generation)
             written = _swap(store, table, parts, files)
             gone |= set(files)
@@ -98,10 +104,7 @@ def compact(store: Store, part_mb: float = PART_MB) -> CompactResult:
 def _committed(store: Store, cat) -> Set[Tuple[str, str]]:
     """(job, group) pairs present in every table their recorded sweep plans them in (a group
     no record plans keeps its shards)."""
-    try:
-        planned, _ = recorded_groups(store)
-    except UsageError:
-        planned = {}
+    planned, _ = recorded_groups(store)
     out = set()
     for job, groups in cat.shards.items():
         for group in groups:
@@ -111,23 +114,37 @@ def _committed(store: Store, cat) -> Set[Tuple[str, str]]:
     return out
 
 
+# What a file must hold for each group the survey was told it holds (by the index, or by the
+# footer it checked): compaction seals what it read, so it never takes a count it did not check.
+RECORDED = ("digest", "kind", "job", "table", "group", "settings", "spec_hash", "start", "rows")
+
+
 def _read_groups(store: Store, held: Dict[str, Entry]):
-    """Every group's rows of one table, from its files (checked as they are read); and the
-    damaged files (whose groups are left out, to be computed again)."""
+    """Every group's rows of one table, from its files, each checked as a reader checks it and
+    compared with what the survey was told; and the files that fail (path, why), whose groups
+    are left out, to be computed again."""
     rows: Dict[str, Tuple[Entry, pa.Table]] = {}
     bad = []
     by_file: Dict[str, List[Entry]] = {}
     for e in held.values():
         by_file.setdefault(e.path, []).append(e)
-    for path, entries in sorted(by_file.items()):
+    for path, told in sorted(by_file.items()):
+        data = store.read_bytes(store.path(path)) or b""
         try:
-            table, _ = decode(store.read_bytes(store.path(path)) or b"", expected(path))
+            table, meta = decode(data, expected(path))
+            read = {e.group: e for e in index.entries_of(path, len(data), None, meta)}
+            for e in told:
+                differ = [f for f in RECORDED if getattr(read.get(e.group, e), f) != getattr(e, f)]
+                if e.group not in read or differ:
+                    raise Damaged(f"it does not hold what the index recorded for group {e.group!r} "
+                                  f"({', '.join(differ) or 'the group'} differ; the index or the file was altered)")
         except Damaged as e:
             bad.append((store.path(path), str(e)))
             continue
         table = table.replace_schema_metadata(None)
-        for e in entries:
-            rows[e.group] = (e, table.slice(e.start, e.rows))
+        for e in told:
+            r = read[e.group]
+            rows[e.group] = (r, table.slice(r.start, r.rows))
     return dict(sorted(rows.items())), bad
 
 
@@ -187,7 +204,11 @@ def _finish(store: Store, table: str, tag: str) -> None:
     elif not _exchange(stage, live):
         old = store.path(f"{OLD}{table}-{tag}")
         os.rename(live, old)
-        os.rename(stage, live)
+        try:
+            os.rename(stage, live)
+        except OSError:
+            os.rename(old, live)    # the table as it was, whole; the stage is tried again
+            raise
         stage = old
     shutil.rmtree(stage, ignore_errors=True)
 
@@ -202,7 +223,13 @@ def _exchange(a: str, b: str) -> bool:
 
 def recover(store: Store) -> None:
     """Finish or clear the directory swaps of a compaction a crash interrupted (local disks;
-    call while holding the lock)."""
+    call while holding the lock, after :meth:`Store.remove_temporaries`, which refuses links).
+
+    A stage directory is acted on only when it is one compaction made: its name holds a table's
+    name and it holds its marker (not swapped yet: finish the swap) or the table holds it
+    (swapped: the stage is the old table, deleted). Anything else named like a stage is left
+    alone, with a warning. A swap that fails (the table in use, say) leaves the table as it
+    was, whole: the staged parts are dropped and the next compaction makes them again."""
     if not store.is_local or not os.path.isdir(store.root):
         return
     for name in os.listdir(store.root):
@@ -210,11 +237,21 @@ def recover(store: Store) -> None:
         if name.startswith((OLD, ".tmp-compact-")):
             shutil.rmtree(path, ignore_errors=True)
         elif name.startswith(STAGE):
-            table, tag = name[len(STAGE):].rsplit("-", 1)
-            if os.path.exists(store.path(table, f".compacted-{tag}")):
+            table, _, tag = name[len(STAGE):].rpartition("-")
+            marker = f".compacted-{tag}"
+            if not table or table.startswith(("_", ".")) or not tag:
+                log.warning("%s is not a compaction's stage directory; left alone", store.display(path))
+            elif os.path.exists(store.path(table, marker)):
                 shutil.rmtree(path, ignore_errors=True)     # swapped already: this is the old table
+            elif not os.path.exists(store.path(name, marker)):
+                log.warning("%s is not a compaction's stage directory; left alone", store.display(path))
             else:
-                _finish(store, table, tag)
+                try:
+                    _finish(store, table, tag)
+                except OSError as e:
+                    log.warning("could not swap %s into place (%s); %s keeps its files, compact it again",
+                                store.display(path), e.strerror or e, store.display(store.path(table)))
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 def drop_groups(store: Store, entries: List[Entry]) -> Tuple[Set[str], List[Entry]]:

@@ -1,26 +1,40 @@
 """What a committed file holds, and how a reader knows it is what its name says.
 
 Every Parquet file lksweep commits carries, in its footer's key-value metadata under
-``lksweep``, its identity (``job``, ``kind``: "table", "part" or "shard"; ``table``; ``group``
-or, for a compacted part, ``groups``; ``shard``), the settings it was computed with, and
-``digest``: the BLAKE2b-128 of its data pages (bytes 4 up to the footer). :func:`decode`
-checks the digest and the identity a reader expects, so a file whose pages were altered, or
-that was put in another file's place (another group's, a sibling shard), is found whenever it
-is read, in one line (:class:`Damaged`), never used. A damaged footer fails to parse, which
-is found the same way.
+``lksweep``, its identity (``job``, ``kind``: "table", "part", "shard" or "index"; ``table``;
+``group`` or, for a compacted part, ``groups`` with each group's ``rows``; ``shard``), the
+settings it was computed with, its number of ``rows`` and, as the last key, ``seal``: the
+BLAKE2b-128 of **the whole file** (magic, data pages, footer, footer length), computed with
+the 32 hex digits of the seal itself read as '0'. The writer writes the file with 32 '0's in
+the seal's place, hashes it, and puts the digest in their place (same length, so the footer's
+encoding is unchanged). The file stays plain Parquet that pandas, pyarrow and DuckDB read.
+
+A reader (:func:`check`, :func:`decode`) checks the seal on the raw bytes *before* the Parquet
+library parses anything: it finds the last ``"seal": "`` in the file, hashes the file with the
+32 characters after it read as '0' and compares. Any change anywhere (a flipped bit in a page,
+in the schema, in a row group's row count, in the ``lksweep`` metadata, in the footer's length
+or in the seal) makes them differ, so the footer handed to pyarrow is always one lksweep wrote
+(a damaged footer can abort the Parquet library's C++ reader; it is never parsed). Then the
+metadata's shape is checked (a kind's fields, their types, row counts that add up to the
+file's), and the identity a reader expects, so a file put in another file's place (another
+group's, a sibling shard) is found too. Every failure is one line (:class:`Damaged`); a file
+without a seal (written by another tool, or by an earlier lksweep, whose digest left the
+footer out) is never read as data.
 
 A checkpoint (``*.ckpt``, the job's bytes) is sealed in a small envelope: a magic line, a
 JSON line with its identity and digest, then the job's bytes.
 """
 import hashlib
 import json
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 META_KEY = b"lksweep"
 CHECKPOINT_MAGIC = b"LKSWEEP-CHECKPOINT 1\n"
+SEAL = b'"seal": "'        # how json.dumps writes the metadata's last key, found in the raw bytes
+BLANK = b"0" * 32          # the seal's 32 hex digits, as they are read while the file is hashed
 
 
 class Damaged(ValueError):
@@ -31,75 +45,96 @@ def digest(data) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-class _Sink:
-    """A growing buffer ParquetWriter writes into, readable before the footer is written."""
+def _seal_at(data) -> Optional[int]:
+    """Where the seal's 32 digits begin in a file's bytes (None: it carries none)."""
+    at = data.rfind(SEAL)
+    return at + len(SEAL) if at >= 0 and at + len(SEAL) + len(BLANK) <= len(data) else None
 
-    def __init__(self):
-        self.buf = bytearray()
-        self.closed = False
 
-    def write(self, data) -> int:
-        self.buf += data
-        return len(data)
-
-    def tell(self) -> int:
-        return len(self.buf)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
+def _digest_at(data, at: int) -> bytes:
+    """The seal a file must carry: its digest with the 32 bytes at ``at`` read as '0'."""
+    view = memoryview(data)
+    h = hashlib.blake2b(digest_size=16)
+    for piece in (view[:at], BLANK, view[at + len(BLANK):]):
+        h.update(piece)
+    return h.hexdigest().encode()
 
 
 def encode(table: pa.Table, meta: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
-    """(Parquet bytes, the metadata sealed in them): ``table`` with ``meta`` plus its number
-    of ``rows`` and the ``digest`` of its pages in the footer. One pass: the pages are
-    written, hashed, then the footer."""
-    sink = _Sink()
-    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), table.schema)
-    writer.write_table(table)
-    pages = len(sink.buf)
-    sealed = {**meta, "rows": table.num_rows, "digest": digest(memoryview(sink.buf)[4:])}
-    writer.add_key_value_metadata({META_KEY: json.dumps(sealed)})
-    writer.close()
-    data = bytes(sink.buf)
-    if _footer_start(data) != pages:   # a writer that held pages back until the footer
-        raise RuntimeError("pyarrow wrote data pages after the footer metadata was set; cannot seal the file")
-    return data, sealed
+    """(Parquet bytes, the metadata sealed in them): ``table`` with ``meta``, its number of
+    ``rows`` and its ``seal`` in the footer (see the module docstring)."""
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema) as writer:
+        writer.write_table(table)
+        writer.add_key_value_metadata({META_KEY: json.dumps({**meta, "rows": table.num_rows, "seal": BLANK.decode()})})
+    data = bytearray(sink.getvalue().to_pybytes())
+    at = _seal_at(data)
+    if at is None or data[at:at + len(BLANK)] != BLANK:   # the metadata is not where a reader looks
+        raise RuntimeError("pyarrow did not write the lksweep metadata as given; cannot seal the file")
+    seal = _digest_at(data, at)
+    data[at:at + len(BLANK)] = seal
+    return bytes(data), {**meta, "rows": table.num_rows, "seal": seal.decode()}
 
 
-def _footer_start(data: bytes) -> int:
+def verify(data: bytes) -> None:
+    """Damaged unless ``data`` is a whole file whose seal matches its bytes (raw bytes only:
+    nothing is parsed)."""
     if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
         raise Damaged("not a whole Parquet file (truncated?)")
-    start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
-    if start < 4:
-        raise Damaged("its footer length is impossible (truncated?)")
-    return start
-
-
-def read_meta(data: bytes) -> Dict[str, Any]:
-    """The ``lksweep`` metadata of a Parquet file's bytes ({} when it has none); Damaged when
-    the footer cannot be read."""
-    _footer_start(data)
-    try:
-        kv = pq.read_metadata(pa.BufferReader(data)).metadata or {}
-        return json.loads(kv[META_KEY]) if META_KEY in kv else {}
-    except (OSError, pa.ArrowException, ValueError) as e:
-        raise Damaged(f"its footer cannot be read ({_first_line(e)})") from None
-
-
-def check(data: bytes, expect: Dict[str, Any], require_digest: bool = True) -> Dict[str, Any]:
-    """The metadata of a file's bytes after checking its digest and that it carries ``expect``
-    (e.g. {"kind": "table", "table": "runs", "group": G}); Damaged otherwise. Without
-    ``require_digest``, a file with no lksweep metadata at all (written by other tools) passes."""
-    meta = read_meta(data)
-    if not meta and not require_digest:
-        return meta
-    if "digest" not in meta:
+    at = _seal_at(data)
+    if at is None:
         raise Damaged("it carries no digest (not written by this version of lksweep)")
-    if digest(memoryview(data)[4:_footer_start(data)]) != meta["digest"]:
+    if _digest_at(data, at) != data[at:at + len(BLANK)]:
         raise Damaged("its content does not match its digest (altered or damaged)")
+
+
+def read_meta(data: bytes) -> Tuple[Dict[str, Any], int]:
+    """(the ``lksweep`` metadata, the rows the footer counts) of a file whose seal matches;
+    Damaged otherwise, or when the metadata lacks what its kind needs."""
+    verify(data)
+    try:
+        footer = pq.read_metadata(pa.BufferReader(data))
+        meta = json.loads((footer.metadata or {})[META_KEY])
+    except (OSError, pa.ArrowException, ValueError, KeyError) as e:
+        raise Damaged(f"its footer cannot be read ({_first_line(e)})") from None
+    why = _malformed(meta)
+    if not why and meta["rows"] != footer.num_rows:
+        why = f"its metadata counts {meta['rows']} rows, its row groups {footer.num_rows}"
+    if why:
+        raise Damaged(f"its lksweep metadata is not usable: {why}")
+    return meta, footer.num_rows
+
+
+# The fields each kind of file carries, and their types (sweeps.index and the readers use them).
+FIELDS = {"table": {"table": str, "group": str, "settings": dict},
+          "shard": {"group": str, "shard": str, "settings": dict},
+          "part": {"table": str, "part": str, "groups": list},
+          "index": {}}
+GROUP_FIELDS = {"group": str, "settings": dict, "rows": int}
+
+
+def _wrong_types(obj: Dict, fields: Dict[str, type]) -> List[str]:
+    return [k for k, t in fields.items() if type(obj.get(k)) is not t]
+
+
+def _malformed(meta) -> str:
+    """Why sealed metadata cannot be used ("" when it can)."""
+    if not isinstance(meta, dict) or meta.get("kind") not in FIELDS:
+        return "no known kind"
+    bad = _wrong_types(meta, {"job": str, "rows": int, **FIELDS[meta["kind"]]})
+    if not bad and meta["kind"] == "part":
+        groups = meta["groups"]
+        bad = [f"groups[{i}]" for i, g in enumerate(groups)
+               if not isinstance(g, dict) or _wrong_types(g, GROUP_FIELDS) or g["rows"] < 0]
+        if not bad and sum(g["rows"] for g in groups) != meta["rows"]:
+            return "its groups' rows do not add up to its rows"
+    return f"{', '.join(bad[:3])} missing or of the wrong type" if bad else ""
+
+
+def check(data: bytes, expect: Dict[str, Any]) -> Dict[str, Any]:
+    """The metadata of a file's bytes after checking its seal, its shape and that it carries
+    ``expect`` (e.g. {"kind": "table", "table": "runs", "group": G}); Damaged otherwise."""
+    meta, _ = read_meta(data)
     wrong = {k: meta.get(k) for k, v in expect.items() if meta.get(k) != v}
     if wrong:
         holds = ", ".join(f"{k} {v!r}" for k, v in wrong.items())
@@ -108,13 +143,17 @@ def check(data: bytes, expect: Dict[str, Any], require_digest: bool = True) -> D
     return meta
 
 
-def decode(data: bytes, expect: Dict[str, Any], require_digest: bool = True) -> Tuple[pa.Table, Dict[str, Any]]:
-    """(table, metadata) of a committed file's bytes, checked by :func:`check`."""
-    meta = check(data, expect, require_digest)
+def decode(data: bytes, expect: Dict[str, Any]) -> Tuple[pa.Table, Dict[str, Any]]:
+    """(table, metadata) of a committed file's bytes, checked by :func:`check`; the table holds
+    the rows the metadata counts."""
+    meta = check(data, expect)
     try:
-        return pq.read_table(pa.BufferReader(data)), meta
+        table = pq.read_table(pa.BufferReader(data))
     except (OSError, pa.ArrowException, ValueError) as e:
         raise Damaged(f"its pages cannot be read ({_first_line(e)})") from None
+    if table.num_rows != meta["rows"]:
+        raise Damaged(f"it holds {table.num_rows} rows where its metadata counts {meta['rows']}")
+    return table, meta
 
 
 def seal_checkpoint(state: bytes, identity: Dict[str, str]) -> bytes:

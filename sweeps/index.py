@@ -3,7 +3,7 @@ which groups and shards are committed from one listing per directory and a few i
 instead of opening every file.
 
 ``OUT/_index/`` holds Parquet files of :data:`SCHEMA` rows, one per (file, group): the file's
-path relative to OUT, size and modification time as committed, the digest its footer carries,
+path relative to OUT, size and modification time as committed, the seal its footer carries,
 and its identity (kind, job, table, group, shard, settings, rows of the group in the file). A
 launcher appends a segment every :data:`SEGMENT_S` seconds and when it ends; a launcher that
 ends with more than one index file merges them into one base (:func:`rewrite`). The index is a
@@ -64,7 +64,7 @@ def settings_json(settings: Dict) -> str:
 def entries_of(path: str, size: int, mtime_ns: Optional[int], meta: Dict, settings: str = "") -> List[Entry]:
     """The index rows of a committed file, from its footer metadata (``settings``: the
     group's settings as :func:`settings_json` gives them, when the caller has them already)."""
-    common = dict(path=path, size=size, mtime_ns=mtime_ns, digest=meta["digest"], kind=meta["kind"],
+    common = dict(path=path, size=size, mtime_ns=mtime_ns, digest=meta["seal"], kind=meta["kind"],
                   job=meta["job"], table=meta.get("table"), version=meta.get("version", "unknown"))
     if meta["kind"] == "part":
         out, start = [], 0

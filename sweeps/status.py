@@ -6,18 +6,26 @@ from typing import Dict, List, Tuple
 from .errors import UsageError
 from .plan import Group
 from .spec import validate
-from .store import Store
+from .store import FileStat, Store
 from .survey import group_state, survey
+
+
+def sweep_records(store: Store) -> Dict[str, FileStat]:
+    """The sweep records of OUT/_sweeps/ (one listing, which also gives their times);
+    UsageError when there is none: lksweep never launched a sweep on OUT."""
+    listed = store.scan(store.path("_sweeps"))
+    records = {r: s for r, s in listed.items() if r.endswith(".json") and not r.rsplit("/", 1)[-1].startswith("_")}
+    if not records:
+        raise UsageError(f"DIR: {store.display()} holds no lksweep sweep (no _sweeps/ records)")
+    return records
 
 
 def recorded_groups(store: Store) -> Tuple[Dict, int]:
     """Every group planned by the sweeps recorded in OUT/_sweeps/, the newest record's
     settings winning (after an --overwrite, older records plan groups replaced on purpose), and
-    the number of records (one listing, which also gives their times)."""
-    listed = store.scan(store.path("_sweeps"))
-    rels = [r for r in listed if r.endswith(".json") and not r.rsplit("/", 1)[-1].startswith("_")]
-    if not rels:
-        raise UsageError(f"DIR: {store.display()} holds no lksweep sweep (no _sweeps/ records)")
+    the number of records."""
+    listed = sweep_records(store)
+    rels = list(listed)
     groups: Dict = {}
     for rel in sorted(rels, key=lambda r: listed[r].mtime_ns or 0, reverse=True):
         path = store.path(rel)

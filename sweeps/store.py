@@ -126,11 +126,47 @@ class Store:
             raise UsageError(f"{what}: {self.display()} is not a directory")
 
     # ------------------------------------------------------------------ listing
+    # ------------------------------------------------------------------ links
+    def refuse_link(self, path: str) -> None:
+        """UsageError when ``path`` or a directory between OUT and it is a symbolic link: lksweep
+        follows no link inside OUT (it would read, move or delete what lies elsewhere)."""
+        if not self.is_local or not path.startswith(self.root + "/"):
+            return
+        at = self.root
+        for part in self.rel(path).split("/"):
+            at = f"{at}/{part}"
+            if os.path.islink(at):
+                raise UsageError(_link_error(self, at))
+
+    def _listing(self, directory: str, recursive: bool) -> List[pafs.FileInfo]:
+        """What ``directory`` holds (with ``recursive``, everything below it); on a local disk
+        UsageError at the first symbolic link instead of following it."""
+        if not self.is_local:
+            sel = pafs.FileSelector(directory, recursive=recursive, allow_not_found=True)
+            return self.fs.get_file_info(sel)
+        self.refuse_link(directory)
+        out, todo = [], [directory]
+        while todo:
+            try:
+                with os.scandir(todo.pop()) as entries:
+                    entries = list(entries)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                if e.is_symlink():
+                    raise UsageError(_link_error(self, e.path))
+                kind = (pafs.FileType.Directory if e.is_dir(follow_symlinks=False) else
+                        pafs.FileType.File if e.is_file(follow_symlinks=False) else pafs.FileType.Unknown)
+                if kind == pafs.FileType.Directory and recursive:
+                    todo.append(e.path)
+                st = e.stat(follow_symlinks=False)
+                out.append(pafs.FileInfo(e.path, kind, size=st.st_size, mtime_ns=st.st_mtime_ns))
+        return out
+
     def scan(self, directory: str, recursive: bool = False) -> Dict[str, FileStat]:
         """The files under ``directory``, by path relative to OUT: one listing (object stores
         return it by pages of 1000 keys). Temporaries (names beginning with '.') are skipped."""
-        sel = pafs.FileSelector(directory, recursive=recursive, allow_not_found=True)
-        return {self.rel(i.path): FileStat(i.size, i.mtime_ns) for i in self.fs.get_file_info(sel)
+        return {self.rel(i.path): FileStat(i.size, i.mtime_ns) for i in self._listing(directory, recursive)
                 if i.type == pafs.FileType.File and not i.base_name.startswith(".")}
 
     def list_files(self, directory: str, suffix: str = ".parquet") -> List[str]:
@@ -139,8 +175,7 @@ class Store:
                       if p.endswith(suffix) and not p.rsplit("/", 1)[-1].startswith("_"))
 
     def list_dirs(self, directory: str) -> List[str]:
-        sel = pafs.FileSelector(directory, allow_not_found=True)
-        return sorted(i.base_name for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.Directory)
+        return sorted(i.base_name for i in self._listing(directory, False) if i.type == pafs.FileType.Directory)
 
     def exists(self, path: str) -> bool:
         return self.fs.get_file_info(path).type == pafs.FileType.File
@@ -165,6 +200,7 @@ class Store:
             for path, data in files:
                 directory, name = path.rsplit("/", 1)
                 if directory not in self._made:
+                    self.refuse_link(directory)
                     os.makedirs(directory, exist_ok=True)
                     self._made.add(directory)
                 tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}{TMP_SUFFIX}"
@@ -198,6 +234,7 @@ class Store:
             return None
 
     def delete(self, path: str) -> None:
+        self.refuse_link(path)
         info = self.fs.get_file_info(path)
         if info.type == pafs.FileType.Directory:
             self.fs.delete_dir(path)
@@ -208,6 +245,8 @@ class Store:
         """Move a damaged file under OUT/_damaged/ (never read again, kept for inspection);
         returns where it went."""
         target = self.path("_damaged", f"{self.rel(path)}.{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}")
+        self.refuse_link(path)
+        self.refuse_link(target)
         if self.is_local:
             os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
@@ -228,12 +267,12 @@ class Store:
 
     def remove_temporaries(self) -> int:
         """Delete the temporary files of writes that a killed launcher never finished (they
-        never counted as done); call only while holding the lock. Returns how many. Object
+        never counted as done); call only while holding the lock. Returns how many. Walking
+        all of OUT, it refuses a symbolic link anywhere in it (UsageError) before deleting. Object
         stores get no temporaries (objects appear whole), so they are not listed."""
         if not self.is_local:
             return 0
-        sel = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
-        stale = [i.path for i in self.fs.get_file_info(sel)
+        stale = [i.path for i in self._listing(self.root, recursive=True)
                  if i.type == pafs.FileType.File and i.base_name.startswith(TMP_PREFIX)]
         for path in stale:
             self.fs.delete_file(path)
@@ -252,6 +291,7 @@ class Store:
         info = self.path("_lock.json")
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
+            self.refuse_link(self.path("_lock"))   # the lock file is opened for writing
             flock = filelock.FileLock(self.path("_lock"))
             try:
                 flock.acquire(timeout=0)
@@ -368,6 +408,12 @@ def _alive(lock: Dict) -> Optional[bool]:
     except PermissionError:
         return True
     return True
+
+
+def _link_error(store: Store, path: str) -> str:
+    return (f"{store.display(path)} is a symbolic link; lksweep follows no link inside its output directory "
+            f"(it would read, move or delete files elsewhere): remove the link, or move what it points to into "
+            f"{store.display()}")
 
 
 def _reason(e: BaseException) -> str:

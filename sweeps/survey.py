@@ -4,7 +4,7 @@ files found damaged; and, for a planned sweep, what each group still needs.
 A survey lists each table directory once and each job's shard directory once (recursively),
 reads the index (``sweeps.index``) and trusts a listed file whose size and modification time
 are what the index recorded at commit. Every other file (unknown to the index, or changed
-since) is opened and checked: its digest, and that it holds what its name says
+since) is opened and checked: its seal, and that it holds what its name says
 (``sweeps.fileformat``); with ``verify`` every file is. So on an object store a survey costs a
 number of requests that grows with the number of tables and jobs, not of files, and a
 file altered in place is found without reading the others.
@@ -38,7 +38,6 @@ class Catalog:
     learned: List[Entry] = field(default_factory=list)                      # checked now, not yet indexed
     index_files: List[str] = field(default_factory=list)
     others: Dict[str, List[Entry]] = field(default_factory=dict)            # indexed files outside the survey
-    foreign: List[str] = field(default_factory=list)                        # Parquet files not written by lksweep
 
 
 def expected(rel: str) -> Optional[Dict[str, str]]:
@@ -58,11 +57,9 @@ def expected(rel: str) -> Optional[Dict[str, str]]:
     return None
 
 
-def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify: bool = False,
-           strict: bool = True) -> Catalog:
+def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify: bool = False) -> Catalog:
     """The catalog of ``tables`` and of ``jobs``' shards in ``store`` (see the module docstring).
-    With ``strict`` (the engine's), a Parquet file that lksweep did not write is damaged; without
-    (readers'), it is listed in ``foreign``."""
+    A Parquet file that lksweep did not write is damaged, for the engine and readers alike."""
     known, cat_index = index.read(store)
     cat = Catalog(store, index_files=cat_index)
     listed: Dict[str, FileStat] = {}
@@ -88,10 +85,10 @@ def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify
         else:
             to_check.append((rel, stat, expect))
     with ThreadPoolExecutor(READERS) as pool:
-        for rel, result in zip([c[0] for c in to_check], pool.map(lambda c: _check(store, *c, strict), to_check)):
+        for rel, result in zip([c[0] for c in to_check], pool.map(lambda c: _check(store, *c), to_check)):
             if result is None:
-                cat.foreign.append(store.path(rel))
-            elif isinstance(result, str):
+                continue      # gone since listed (a compaction swapped its table): not damaged
+            if isinstance(result, str):
                 cat.damaged.append((store.path(rel), result))
             else:
                 cat.learned += result
@@ -116,17 +113,17 @@ def _with_mtime(e: Entry, stat: FileStat) -> Entry:
     return dataclasses.replace(e, mtime_ns=stat.mtime_ns)
 
 
-def _check(store: Store, rel: str, stat: FileStat, expect: Dict[str, str], strict: bool):
-    """The index entries of a file after checking it, why it is damaged, or None for a file
-    lksweep did not write (when not ``strict``)."""
+def _check(store: Store, rel: str, stat: FileStat, expect: Dict[str, str]):
+    """The index entries of a file after checking it, why it is damaged, or None when it is
+    gone."""
     data = store.read_bytes(store.path(rel))
     if data is None:
-        return "it cannot be read"
+        return None if not store.exists(store.path(rel)) else "it cannot be read"
     try:
-        meta = check(data, expect, require_digest=strict)
+        meta = check(data, expect)
     except Damaged as e:
         return str(e)
-    return index.entries_of(rel, len(data), stat.mtime_ns, meta) if meta else None
+    return index.entries_of(rel, len(data), stat.mtime_ns, meta)
 
 
 def _add(cat: Catalog, entries: List[Entry]) -> None:

@@ -6,17 +6,23 @@ import shutil
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sweeps import contract as S
+from sweeps.fileformat import encode
 from sweeps.jobs.training.tables import SCHEMAS
 
 
-def _write(out, table, run_id, rows):
-    t = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+def write_sealed(out, table, name, t: pa.Table, job="training"):
+    """``t`` as OUT/<table>/<name>.parquet, sealed as the store commits a group's file."""
     d = os.path.join(out, table)
     os.makedirs(d, exist_ok=True)
-    pq.write_table(t, os.path.join(d, f"{run_id}.parquet"))
+    meta = {"job": job, "kind": "table", "table": table, "group": name, "settings": {}}
+    with open(os.path.join(d, f"{name}.parquet"), "wb") as f:
+        f.write(encode(t, meta)[0])
+
+
+def _write(out, table, run_id, rows):
+    write_sealed(out, table, run_id, pa.Table.from_pylist(rows, schema=SCHEMAS[table]))
 
 
 def run_id(task, cell, k, recipe, seed):

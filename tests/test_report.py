@@ -9,6 +9,7 @@ import tempfile
 
 import markupsafe
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from analysis import claims as C
@@ -225,7 +226,7 @@ def test_impossible_values_are_flagged(disc_dir, tmp_path):
     from analysis.report import data_checks
     assert data_checks(Tables(disc_dir)) == []
     df = load(disc_dir, "discrepancy")
-    os.makedirs(tmp_path / "discrepancy")
-    df.assign(frac_distinct=df.frac_distinct.where(df.k != 3, 1.02)).to_parquet(tmp_path / "discrepancy" / "x.parquet")
+    bad = df.assign(frac_distinct=df.frac_distinct.where(df.k != 3, 1.02))
+    F.write_sealed(str(tmp_path), "discrepancy", "x", pa.Table.from_pandas(bad, preserve_index=False), "discrepancy")
     (w,) = data_checks(Tables(str(tmp_path)))
     assert w.startswith("432 discrepancy row(s) have frac_distinct outside [0, 1]")
