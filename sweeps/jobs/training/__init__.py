@@ -13,6 +13,7 @@ or the compiled fast path of ``kernels``), ``evaluation`` (HS97 accuracies), ``g
 """
 import itertools
 import logging
+import math
 import time
 from typing import Dict, List, Optional
 
@@ -22,7 +23,7 @@ import torch
 import cells
 
 from ...errors import UsageError
-from ...job import Checkpoint, Job, register_job
+from ...job import Checkpoint, Estimate, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
 from ...settings import Choice, Choices, Family, Int, Ints, Number, Option, Ranges, Sized
 from . import checkpoint, engines, models, reber
@@ -126,6 +127,13 @@ class Training(Job):
                                       **{**settings, "lag": lag})
                             groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))
         return groups
+
+    def estimate(self, s) -> Estimate:
+        """One group and one shard per run, counted from the settings (so ``plan`` runs, and
+        says its warnings, once)."""
+        runs = math.prod(len(v) if v else 1 for v in (s.task, s.lag, s.cells, s.protocol, s.optimizer, s.loss,
+                                                      s.batch_size, s.order, s.seeds))
+        return Estimate(runs, runs)
 
     def batch_key(self, shard: Shard) -> str:
         """Runs that differ only in their seed train as one ensemble."""
