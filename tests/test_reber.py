@@ -203,8 +203,12 @@ def test_short_lags_shrink_the_sets_and_say_so_in_one_line():
     assert reber.set_sizes("embedded-reber", asked, (20, 24), "disjoint") == (asked, None)
     assert reber.set_sizes("reber", asked, None, "disjoint") == (asked, None)          # infinitely many strings
     assert reber.set_sizes("embedded-reber", asked, (5, 8), "independent") == (asked, None)
-    odd, note = reber.set_sizes("embedded-reber", {"train": 255, "val": 1, "test": 6}, None, "disjoint")
-    assert odd == {"train": 254, "val": 2, "test": 6} and "255" in note and "\n" not in note
+    odd = {"train": 255, "val": 1, "test": 7}       # an odd embedded set: one T or P more, its size kept
+    assert reber.set_sizes("embedded-reber", odd, None, "disjoint") == (odd, None)
+    sets = reber.draw_sets("embedded-reber", odd, 0, None, "disjoint")
+    for name, strings in sets.items():
+        assert len(strings) == odd[name] and abs(2 * sum(s[1] == "T" for s in strings) - odd[name]) == 1
+        assert reber.constant_outer(strings, True) == (odd[name] + 1) / (2 * odd[name])
     with pytest.raises(UsageError, match="5-5 holds 2 inner string"):
         reber.set_sizes("embedded-reber", asked, (5, 5), "disjoint")
 

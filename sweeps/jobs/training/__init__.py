@@ -64,16 +64,16 @@ class Training(Job):
                "20-24 or 5-8,20-24: every inner string of a length in the range is equally likely (default: the "
                "grammar's own lengths, as the paper)", None),
         Option("sampling", Choice(reber.SAMPLINGS), "disjoint: no string in two sets nor twice in one, embedded "
-                                                    "sets half T, half P; independent: each set its own sample of "
+                                                    "sets half T, half P (an odd size: one more of either, drawn); "
+                                                    "independent: each set its own sample of "
                                                     "the grammar, repeats and overlaps included (the authors')",
                "disjoint"),
         Option("n_train", Int(minimum=1), "training strings (default: paper 256; adam 250 reber, 2000 embedded)", None),
         Option("n_val", Int(minimum=1), "validation strings, for selection and stopping (default: as many as "
                                         "n_train)", None),
-        Option("n_test", Int(minimum=1), "test strings (default: as many as n_train). Under disjoint sampling an "
-                                         "odd embedded size becomes the even one below, and a lag range with too "
-                                         "few strings shrinks the sets (both said in a warning; the runs table "
-                                         "records the sizes used)", None),
+        Option("n_test", Int(minimum=1), "test strings (default: as many as n_train). Under disjoint sampling a "
+                                         "lag range with too few strings shrinks the sets (said in a warning; the "
+                                         "runs table records the sizes used)", None),
         Option("lr", Number(), "learning rate (default: sgd 0.05 reber, 0.001 embedded; adam 1e-3 under paper, "
                                "1e-2 under adam)", None),
         Option("max_epochs", Int(minimum=1), "epoch cap (default 1000 paper, 200 adam)", None),

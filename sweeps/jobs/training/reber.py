@@ -298,34 +298,27 @@ class Pool:
 # ---------------------------------------------------------------------- the data sets
 def set_sizes(task: str, asked: Dict[str, int], lag: Optional[Tuple[int, int]], sampling: str
               ) -> Tuple[Dict[str, int], Optional[str]]:
-    """The sizes the sets use, and a one-line note when they differ from ``asked``. Under
-    ``disjoint`` an embedded set is half T, half P, so an odd size becomes the even number
-    below it (at least 2); and where a lag range holds fewer strings per outer symbol than the
-    three sets ask for, validation and test get their shares of them in proportion to what they
-    asked (at least one each) and training the rest. UsageError when not even three remain."""
-    if sampling == "independent":
-        return dict(asked), None
+    """The sizes the sets use, and a one-line note when they differ from ``asked``: under
+    ``disjoint``, where a lag range holds fewer strings per outer symbol than the three sets ask
+    for, validation and test get their shares of them in proportion to what they asked (at
+    least one per outer symbol each) and training the rest. UsageError when not even three
+    remain."""
     halves = 2 if task == "embedded-reber" else 1
-    used = {name: max(halves, n - n % halves) for name, n in asked.items()}
-    notes = [f"{name} set: {asked[name]} strings is odd, using {used[name]} (as many T as P)"
-             for name in SETS if used[name] != asked[name]]
     have = Pool(lag).size()
-    want = {name: n // halves for name, n in used.items()}
-    if have is not None and sum(want.values()) > have:
-        if have < len(SETS):
-            raise UsageError(f"lag: {lag[0]}-{lag[1]} holds {have} inner string(s), too few for a training, a "
-                             f"validation and a test string per outer symbol; widen the range (e.g. "
-                             f"{lag[0]}-{lag[1] + 2})")
-        total = sum(want.values())
-        share = {name: max(1, have * want[name] // total) for name in ("val", "test")}
-        share["train"] = have - share["val"] - share["test"]
-        used = {name: share[name] * halves for name in SETS}
-        notes.append(f"lag {lag[0]}-{lag[1]} holds {have} inner strings"
-                     + (" per outer symbol" if halves == 2 else "")
-                     + f", fewer than the {sum(asked.values())} strings asked for; using train {used['train']}, "
-                       f"val {used['val']}, test {used['test']}, each string once")
-    note = f"{task}: " + "; ".join(notes) if notes else None
-    return {name: used[name] for name in SETS}, note
+    want = {name: -(-n // halves) for name, n in asked.items()}     # per outer symbol, an odd set's extra included
+    if sampling == "independent" or have is None or sum(want.values()) <= have:
+        return dict(asked), None
+    if have < len(SETS):
+        raise UsageError(f"lag: {lag[0]}-{lag[1]} holds {have} inner string(s), too few for a training, a "
+                         f"validation and a test string per outer symbol; widen the range (e.g. "
+                         f"{lag[0]}-{lag[1] + 2})")
+    total = sum(want.values())
+    share = {name: max(1, have * want[name] // total) for name in ("val", "test")}
+    share["train"] = have - share["val"] - share["test"]
+    used = {name: share[name] * halves for name in SETS}
+    return used, (f"{task}: lag {lag[0]}-{lag[1]} holds {have} inner strings" + (" per outer symbol" if halves == 2
+                  else "") + f", fewer than the {sum(asked.values())} strings asked for; using train {used['train']}, "
+                  f"val {used['val']}, test {used['test']}, each string once")
 
 
 def draw_sets(task: str, sizes: Dict[str, int], data_seed: int, lag: Optional[Tuple[int, int]] = None,
@@ -335,7 +328,8 @@ def draw_sets(task: str, sizes: Dict[str, int], data_seed: int, lag: Optional[Tu
     name, and the lag range when there is one) only, so every run of a sweep sees the same strings
     (seeds vary the initial weights and the order).
 
-    ``disjoint``: each embedded set is half T, half P, in an order drawn from its stream; the sets
+    ``disjoint``: each embedded set is half T, half P, in an order drawn from its stream (an odd
+    set's extra string takes an outer symbol drawn from its stream too); the sets
     take turns, one string each (train, val, test, train, ...), each string drawn without every
     string drawn before it, so no string occurs twice in a set or in two sets and the three sets
     follow one distribution. (Drawing the whole training set first would leave the others only
@@ -349,7 +343,8 @@ def draw_sets(task: str, sizes: Dict[str, int], data_seed: int, lag: Optional[Tu
     outers = ("T", "P") if embedded else ("",)
     pools = {a: Pool(lag) for a in outers}
     labels = {name: [outers[i] for i in rng.integers(len(outers), size=sizes[name])] if sampling == "independent"
-              else rng.permutation([a for a in outers for _ in range(sizes[name] // len(outers))])
+              else rng.permutation([a for a in outers for _ in range(sizes[name] // len(outers))]
+                                   + [outers[rng.integers(len(outers))] for _ in range(sizes[name] % len(outers))])
               for name, rng in streams.items()}
     out: Dict[str, List[str]] = {name: [] for name in SETS}
     for i in range(max(sizes.values())):

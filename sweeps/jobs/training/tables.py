@@ -46,8 +46,8 @@ RUNS = contract.schema(KEY + [
     ("engine", pa.string(), "numba (the compiled fast path) or torch (the cells' torch equations); they agree to "
                             "rounding"),
     ("n_params", pa.int32(), "trainable parameters"),
-    ("n_train", pa.int32(), "training strings (the size used: an odd embedded size under disjoint sampling, or a "
-                            "lag range short of strings, makes it smaller than asked)"),
+    ("n_train", pa.int32(), "training strings (the size used: a lag range short of strings makes it smaller than "
+                            "asked)"),
     ("n_val", pa.int32(), "validation strings (selection and stopping; the size used)"),
     ("n_test", pa.int32(), "test strings (reported, never used to choose; the size used)"),
     ("data_seed", pa.int32(), "seed of the training, validation and test strings (shared by every run)"),
@@ -61,7 +61,8 @@ RUNS = contract.schema(KEY + [
     ("test_in_train", pa.float64(), "share of the test strings that occur verbatim in the training set (0 under "
                                     "disjoint)"),
     *[(f"{s}_constant_outer", pa.float64(), f"outer accuracy of the best constant prediction on the {SETS[s]} set: "
-                                            f"max(share of T, share of P) (0.5 under disjoint; NaN on reber)")
+                                            f"max(share of T, share of P) (0.5 under disjoint, (n+1)/2n for an odd "
+                                            f"size n; NaN on reber)")
       for s in SETS],
     ("batch_size", pa.int32(), "sequences per update"),
     ("order", pa.string(), "fixed (the training strings in the same order every epoch, the authors') or shuffled "
