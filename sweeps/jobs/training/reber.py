@@ -246,9 +246,10 @@ class Pool:
     A draw is one uniform integer r over the remaining weight, read as a length and then as a
     walk that takes each edge in proportion to the number of completions through it, skipping
     the excluded strings' ranks: no rejection, so a lag of 60 costs what a lag of 6 does. Under
-    the grammar's distribution every length up to the longest excluded one, H, is weighed
-    exactly (its strings times 2^(H - l)); the rest of r's range is the 2^(H-2)-weighted walks
-    that survive H - 2 choices, which then go on with fair coins (nothing longer is excluded).
+    the grammar's distribution every length l up to the longest excluded one, H, is weighed
+    exactly (its strings times 2^(H - l)); the rest of r's range counts the walks of H - 2
+    choices that have not ended (each as likely as one string of length H), and the one r names
+    goes on with fair coins: nothing longer is excluded.
     """
 
     def __init__(self, lag: Optional[Tuple[int, int]] = None):
@@ -284,7 +285,7 @@ class Pool:
             if r < w:
                 return self._nth(n, r >> scale[n])
             r -= w
-        prefix = _unrank(r, top - 2, alive)
+        prefix = _unrank(r, top - 2, alive)      # longer than every excluded string
         q = 0
         for symbol in prefix:
             q = REBER[q][symbol]
