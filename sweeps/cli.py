@@ -1,6 +1,7 @@
 """The ``lksweep`` command line. Bad input: one line on stderr, exit code 2."""
 import argparse
 import json
+import logging
 import shlex
 import sys
 from functools import partial
@@ -14,6 +15,14 @@ from .errors import SweepError, UsageError
 from .job import jobs
 from .settings import add_flags, from_flags
 from .store import Store
+
+
+class Warnings(logging.Handler):
+    """The package's logged warnings, one line each on stderr (looked up when written, so a
+    redirected stderr gets them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"lksweep: warning: {record.getMessage()}", file=sys.stderr)
 
 
 class Parser(argparse.ArgumentParser):
@@ -160,6 +169,9 @@ def schema(a) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    package = logging.getLogger("sweeps")
+    if not any(isinstance(h, Warnings) for h in package.handlers):
+        package.addHandler(Warnings(logging.WARNING))
     try:
         parser, handlers = build_parser()
         a = parser.parse_args(argv)

@@ -120,6 +120,43 @@ def _int(text: str, key: str) -> int:
 
 
 @dataclass(frozen=True)
+class Ranges(Kind):
+    """Inclusive ranges of integers, each its own value: ``20-24`` (``7`` is ``7-7``), a
+    comma-separated list ``5-8,20-24`` or a list of those; normalised to ``[[lo, hi], ...]`` in
+    the order given, each within [``minimum``, ``maximum``] (``floor`` says what the minimum is)."""
+
+    minimum: int
+    maximum: int
+    floor: str
+
+    def parse(self, value, key: str) -> List[List[int]]:
+        if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
+            raise UsageError(f"{key}: expected ranges such as 20-24 or 5-8,20-24, got {value!r}")
+        parts = [value] if isinstance(value, int) else value.split(",") if isinstance(value, str) else list(value)
+        out = []
+        for part in parts:
+            r = _expand(part, key)
+            lo, hi = r.start, r.stop - 1
+            if hi < self.minimum:
+                raise UsageError(f"{key}: nothing lies in {lo}-{hi}: {self.floor}; write a range from {self.minimum}, "
+                                 f"e.g. {self.minimum}-{self.minimum + 4}")
+            if lo < self.minimum:
+                raise UsageError(f"{key}: range {lo}-{hi} starts below {self.minimum}: {self.floor}; write "
+                                 f"{self.minimum}-{hi}")
+            if hi > self.maximum:
+                raise UsageError(f"{key}: range {lo}-{hi} ends above {self.maximum}, the largest allowed; write "
+                                 f"{min(lo, self.maximum)}-{self.maximum} or less")
+            out.append([lo, hi])
+        return [list(t) for t in dict.fromkeys(map(tuple, out))]
+
+    def schema(self) -> Dict:
+        one = {"type": "string", "pattern": r"^\s*\d+\s*(-\s*\d+\s*)?$"}
+        return {"oneOf": [{"type": "integer", "minimum": self.minimum, "maximum": self.maximum},
+                          {"type": "string", "pattern": r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"},
+                          {"type": "array", "items": {"oneOf": [{"type": "integer"}, one]}, "minItems": 1}]}
+
+
+@dataclass(frozen=True)
 class Int(Kind):
     """One integer from ``minimum`` to ``maximum`` (None: no bound), a multiple of
     ``multiple_of``; ``"12"`` is accepted."""

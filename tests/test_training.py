@@ -127,7 +127,8 @@ def test_spec_sections_plan_one_group_per_run_with_resolved_settings():
     g = groups["embedded-reber-gru-k10-paper-seed3"]
     assert g.settings == {"optimizer": "sgd", "loss": "squared-error", "order": "fixed", "n_train": 256, "n_val": 256,
                           "n_test": 256, "lr": 0.001, "max_epochs": 1000, "batch_size": 1, "bias": "authors",
-                          "init": "normal", "data_seed": 0, "dtype": "float64", "engine": "numba", "tol": 1e-5}
+                          "init": "normal", "data_seed": 0, "lag": None, "sampling": "disjoint", "dtype": "float64",
+                          "engine": "numba", "tol": 1e-5}
     assert g.tables == training.tables
     # the paper protocol at the authors' budget, and its 2x2 of optimizer x loss on the same strings and seeds
     for cell in ("vanilla-k18", "gru-k10"):
@@ -221,6 +222,12 @@ def test_results_of_the_other_engine_are_refused_not_mixed(tmp_path, cli):
     (["--batch-size", "0"], "--batch-size"), (["--engine", "jax"], "--engine"), (["--init", "gain:0"], "--init"),
     (["--init", "gain:2,normal"], "--init"), (["--init", "he"], "--init"),
     (["--engine", "numba", "--dtype", "float32"], "engine"),
+    (["--lag", "20-24"], "lag: task reber has no inner string"), (["--sampling", "shuffled"], "--sampling"),
+    (["--task", "embedded-reber", "--lag", "24-20"], "--lag: range '24-20' is reversed; write 20-24"),
+    (["--task", "embedded-reber", "--lag", "3-8"], "--lag: range 3-8 starts below 5"),
+    (["--task", "embedded-reber", "--lag", "1-4"], "--lag: nothing lies in 1-4"),
+    (["--task", "embedded-reber", "--lag", "90-200"], "--lag: range 90-200 ends above 100"),
+    (["--task", "embedded-reber", "--lag", "5-5"], "lag: 5-5 holds 2 inner string(s), too few"),
 ])
 def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, option):
     base = {"--task": "reber", "--cells": "gru:3", "--protocol": "adam", "--seeds": "0"}
@@ -228,6 +235,46 @@ def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, option)
     code, out, err = cli("train", *[x for kv in base.items() for x in kv], "--out", tmp_path / "o")
     assert code == 2 and err.startswith(f"lksweep: error: {option}") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_lag_range_trains_on_those_lengths_only_and_short_ranges_say_so(tmp_path, cli):
+    """Two lag ranges are two runs: 20-24 has strings enough, 5-8 holds 16 inner strings per outer
+    symbol, fewer than asked, which the one warning line says; the runs table records the ranges
+    and the sizes used, the lengths table only lengths of each run's range, and the sets are
+    disjoint and balanced (no test string in training, constant prediction at 0.5)."""
+    code, out, err = cli("train", "--task", "embedded-reber", "--lag", "20-24,5-8", "--cells", "gru:3", "--protocol",
+                         "adam", "--seeds", "0", "--n-train", "24", "--max-epochs", "2", "--out", tmp_path)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("lksweep: warning:")]
+    assert len(warnings) == 1 and "lag 5-8 holds 16 inner strings per outer symbol" in warnings[0]
+    r = pd.read_parquet(tmp_path / "runs").set_index("run_id")
+    long, short = r.loc["embedded-reber-gru-k3-adam-lag20-24-seed0"], r.loc["embedded-reber-gru-k3-adam-lag5-8-seed0"]
+    assert (long.lag_min, long.lag_max, long.n_train, long.n_val, long.n_test) == (20, 24, 24, 24, 24)
+    assert (short.lag_min, short.lag_max) == (5, 8) and short.n_train + short.n_val + short.n_test == 32
+    assert f"train {short.n_train}, val {short.n_val}, test {short.n_test}" in warnings[0]
+    assert (r.sampling == "disjoint").all() and (r.test_in_train == 0).all()
+    assert (r[[f"{s}_constant_outer" for s in ("train", "val", "test")]] == 0.5).all().all()
+    lengths = pd.read_parquet(tmp_path / "lengths")
+    for run_id, (lo, hi) in (("embedded-reber-gru-k3-adam-lag20-24-seed0", (20, 24)),
+                             ("embedded-reber-gru-k3-adam-lag5-8-seed0", (5, 8))):
+        rows = lengths[lengths.run_id == run_id]
+        assert rows.length.between(lo, hi).all() and rows.n.sum() == r.loc[run_id, "n_test"]
+        assert rows.outer_T.sum() * 2 == rows.n.sum() and (rows.outer_T <= rows.n).all()
+
+
+def test_independent_sampling_records_the_authors_overlap_and_imbalance(tmp_path, cli):
+    code, _, err = cli("train", "--task", "embedded-reber,reber", "--cells", "vanilla:3", "--protocol", "adam",
+                       "--seeds", "0", "--n-train", "64", "--max-epochs", "1", "--sampling", "independent",
+                       "--out", tmp_path)
+    assert code == 0 and "warning" not in err
+    r = pd.read_parquet(tmp_path / "runs").set_index("task")
+    emb = r.loc["embedded-reber"]
+    assert emb.sampling == "independent" and emb.test_in_train > 0.3        # short strings recur, as in the authors'
+    assert emb.test_constant_outer >= 0.5 and math.isnan(r.loc["reber", "test_constant_outer"])
+    lengths = pd.read_parquet(tmp_path / "lengths")
+    assert lengths[lengths.task == "reber"].outer_T.isna().all()
+    t = lengths[lengths.task == "embedded-reber"]
+    assert max(t.outer_T.sum(), t.n.sum() - t.outer_T.sum()) / t.n.sum() == emb.test_constant_outer
 
 
 def test_a_killed_training_sweep_resumes_to_the_uninterrupted_result(tmp_path, cli):

@@ -1,6 +1,6 @@
 """The training job (paper §III, Figs 3-9): Reber-grammar training runs as sweeps of seeds.
 
-A run is one (task, cell, k, protocol, optimizer, loss, batch size, order, seed). Each run is one
+A run is one (task, lag range, cell, k, protocol, optimizer, loss, batch size, order, seed). Each run is one
 group and one shard; runs of the same configuration that differ only in their seed share a
 ``batch_key`` and are trained together as one ensemble, up to ``max_batch``.
 
@@ -12,6 +12,8 @@ or the compiled fast path of ``kernels``), ``evaluation`` (HS97 accuracies), ``g
 ``tables`` (the six tables, documented).
 """
 import itertools
+import logging
+import math
 import time
 from typing import Dict, List, Optional
 
@@ -20,9 +22,10 @@ import torch
 
 import cells
 
-from ...job import Checkpoint, Job, register_job
+from ...errors import UsageError
+from ...job import Checkpoint, Estimate, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
-from ...settings import INT32, Choice, Choices, Family, Int, Ints, Number, Option, Sized
+from ...settings import INT32, Choice, Choices, Family, Int, Ints, Number, Option, Ranges, Sized
 from . import engines, models, reber
 from .commands import COMMANDS
 from .ensemble import Ensemble, open_state
@@ -35,6 +38,7 @@ from .tables import SCHEMAS, TABLES, unpack
 MAX_K = 1024
 MAX_STRINGS = 100_000
 MAX_EPOCHS = 100_000
+log = logging.getLogger(__name__)
 
 
 @register_job
@@ -61,11 +65,25 @@ class Training(Job):
                                          "shuffled (drawn from the seed) or both (default: paper fixed, adam "
                                          "shuffled)", None),
         Option("seeds", Ints(minimum=0, maximum=INT32), "training seeds, e.g. 0-31", [0]),
+        Option("lag", Ranges(reber.SHORTEST, reber.LONGEST_LAG, f"the shortest inner Reber strings (BTXSE, BPVVE) "
+                                                                f"have {reber.SHORTEST} symbols"),
+               "embedded-reber only: the dependency length, i.e. the length of the inner Reber string in symbols, B "
+               "and E included (BTXSE: 5; the lengths table's length), as ranges L1-L2, each its own run, e.g. "
+               "20-24 or 5-8,20-24: every inner string of a length in the range is equally likely (default: the "
+               "grammar's own lengths, as the paper)", None),
+        Option("sampling", Choice(reber.SAMPLINGS), "disjoint: no string in two sets nor twice in one, embedded "
+                                                    "sets half T, half P (an odd size: one more of either, drawn); "
+                                                    "independent: each set its own sample of "
+                                                    "the grammar, repeats and overlaps included (the authors')",
+               "disjoint"),
         Option("n_train", Int(minimum=1, maximum=MAX_STRINGS), "training strings (default: paper 256; adam 250 reber, "
                                                                "2000 embedded)", None),
         Option("n_val", Int(minimum=1, maximum=MAX_STRINGS), "validation strings, for selection and stopping "
                                                              "(default: as many as n_train)", None),
-        Option("n_test", Int(minimum=1, maximum=MAX_STRINGS), "test strings (default: as many as n_train)", None),
+        Option("n_test", Int(minimum=1, maximum=MAX_STRINGS), "test strings (default: as many as n_train). Under "
+                                                              "disjoint sampling a lag range with too few strings "
+                                                              "shrinks the sets (said in a warning; the runs table "
+                                                              "records the sizes used)", None),
         Option("lr", Number(), "learning rate (default: sgd 0.05 reber, 0.001 embedded; adam 1e-3 under paper, "
                                "1e-2 under adam)", None),
         Option("max_epochs", Int(minimum=1, maximum=MAX_EPOCHS), "epoch cap (default 1000 paper, 200 adam)", None),
@@ -86,30 +104,48 @@ class Training(Job):
 
     def plan(self, s) -> List[Group]:
         """One group (and one shard) per run. Group settings: everything that changes a run's
-        numbers, defaults resolved (so a spec that spells out a default is the same run)."""
-        groups = []
-        for task in s.task:
+        numbers, defaults resolved (so a spec that spells out a default is the same run); the set
+        sizes are those used (``reber.set_sizes``), each shrink said once in a warning."""
+        if s.lag and "reber" in s.task:
+            raise UsageError("lag: task reber has no inner string to set the length of; lag applies to "
+                             "embedded-reber only (drop lag, or use task embedded-reber)")
+        groups, noted = [], set()
+        for task, lag in itertools.product(s.task, [tuple(r) for r in s.lag] if s.lag else [None]):
             for cell, k in map(Sized.split, s.cells):
                 engine = engines.resolve(s.engine, cell, s.dtype)
                 for name in s.protocol:
                     protocol = PROTOCOLS[name]
+                    n_train = s.n_train or protocol.n_train[task]
+                    sizes, note = reber.set_sizes(task, {"train": n_train, "val": s.n_val or n_train,
+                                                         "test": s.n_test or n_train}, lag, s.sampling)
+                    if note and note not in noted:
+                        noted.add(note)
+                        log.warning(note)
                     for optimizer, loss, batch_size, order in itertools.product(
                             s.optimizer or [protocol.optimizer], s.loss or [protocol.loss],
                             s.batch_size or [protocol.batch_size], s.order or [protocol.order]):
-                        n_train = s.n_train or protocol.n_train[task]
                         settings = {
-                            "optimizer": optimizer, "loss": loss, "order": order, "n_train": n_train, "n_val": s.n_val or n_train,
-                            "n_test": s.n_test or n_train, "lr": s.lr or protocol.lr[optimizer][task],
+                            "optimizer": optimizer, "loss": loss, "order": order, "n_train": sizes["train"],
+                            "n_val": sizes["val"], "n_test": sizes["test"], "lr": s.lr or protocol.lr[optimizer][task],
                             "max_epochs": s.max_epochs or protocol.max_epochs, "batch_size": batch_size,
-                            "bias": s.bias, "init": s.init, "data_seed": s.data_seed, "dtype": s.dtype,
-                            "engine": engine, **{key: getattr(s, key) for key in protocol.settings},
+                            "bias": s.bias, "init": s.init, "data_seed": s.data_seed, "lag": list(lag) if lag else None,
+                            "sampling": s.sampling, "dtype": s.dtype, "engine": engine,
+                            **{key: getattr(s, key) for key in protocol.settings},
                         }
                         recipe = protocol.recipe(optimizer, loss, batch_size, order)
                         for seed in s.seeds:
-                            rid = run_id(task, cell, k, recipe, seed)
-                            run = Run(task, cell, k, name, seed=seed, checkpoint_s=s.checkpoint_s, **settings)
+                            rid = run_id(task, cell, k, recipe, seed, lag)
+                            run = Run(task, cell, k, name, seed=seed, checkpoint_s=s.checkpoint_s,
+                                      **{**settings, "lag": lag})
                             groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))
         return groups
+
+    def estimate(self, s) -> Estimate:
+        """One group and one shard per run, counted from the settings (so ``plan`` runs, and
+        says its warnings, once)."""
+        runs = math.prod(len(v) if v else 1 for v in (s.task, s.lag, s.cells, s.protocol, s.optimizer, s.loss,
+                                                      s.batch_size, s.order, s.seeds))
+        return Estimate(runs, runs)
 
     def batch_key(self, shard: Shard) -> str:
         """Runs that differ only in their seed train as one ensemble."""

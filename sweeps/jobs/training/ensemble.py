@@ -59,8 +59,9 @@ class Ensemble:
         self.cell = cells.get_cell(c.cell)
         self.protocol = PROTOCOLS[c.protocol]
         self.embedded = c.task == "embedded-reber"
-        self.data = reber.datasets(c.task, {"train": c.n_train, "val": c.n_val, "test": c.n_test}, c.data_seed,
-                                   DTYPES[c.dtype])
+        self.strings = reber.draw_sets(c.task, {"train": c.n_train, "val": c.n_val, "test": c.n_test}, c.data_seed,
+                                       c.lag, c.sampling)
+        self.data = reber.encode_sets(self.strings, self.embedded, DTYPES[c.dtype])
         init = models.init_params(c.cell, c.k, c.bias, c.init, self.seeds, DTYPES[c.dtype])
         params = [{n: t[i].numpy() for n, t in init.items()} for i in range(len(runs))]
         self.engine = engines.make(self.cell, c, self.data, params)
@@ -187,14 +188,18 @@ class Ensemble:
                 trained: List[Dict], probe_rows: List[Dict]) -> Dict[str, pa.Table]:
         c, m = self.config, self.members[i]
         recipe = self.protocol.recipe(c.optimizer, c.loss, c.batch_size, c.order)
-        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i]), "task": c.task,
+        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i], c.lag), "task": c.task,
                "cell": c.cell, "k": c.k, "protocol": c.protocol, "recipe": recipe,
                "optimizer": c.optimizer, "loss": c.loss, "seed": self.seeds[i]}
         floor, floor_guess = reber.loss_floors(self.data["train"], c.loss, self.embedded)
         test = sets["test"]
         run = {**key, "bias": c.bias, "init": c.init, "dtype": c.dtype, "engine": c.engine,
                "n_params": models.n_params(c.cell, c.k, c.bias), "n_train": c.n_train, "n_val": c.n_val,
-               "n_test": c.n_test, "data_seed": c.data_seed, "batch_size": c.batch_size, "order": c.order, "lr": c.lr,
+               "n_test": c.n_test, "data_seed": c.data_seed, "lag_min": c.lag[0] if c.lag else None,
+               "lag_max": c.lag[1] if c.lag else None, "sampling": c.sampling,
+               "test_in_train": reber.share_in(self.strings["test"], self.strings["train"]),
+               **{f"{s}_constant_outer": reber.constant_outer(self.strings[s], self.embedded) for s in reber.SETS},
+               "batch_size": c.batch_size, "order": c.order, "lr": c.lr,
                "final_lr": m["lr"], "max_epochs": c.max_epochs, "tol": c.tol, "epochs": m["epoch"], "stop_reason": m["stop"],
                "final_loss": m["epochs"][-1]["train_loss"], "selected_epoch": m["best_epoch"],
                **{f"{s}_{q}": sets[s][q] for s in reber.SETS for q in MEASURES},
@@ -206,9 +211,11 @@ class Ensemble:
         grads = [{**key, "stage": stage, **r} for stage, rows in (("init", m["init_gradients"]), ("trained", trained))
                  for r in rows]
         lengths = reber.dependency_length(self.data["test"], self.embedded)
+        outer_t = np.array([s[1] == "T" for s in self.strings["test"]])
         by_length = [{**key, "length": int(n), "n": int((lengths == n).sum()),
                       "string_correct": int((wrong[lengths == n] == 0).sum()),
-                      "outer_correct": int(first[lengths == n].sum()) if self.embedded else None}
+                      "outer_correct": int(first[lengths == n].sum()) if self.embedded else None,
+                      "outer_T": int(outer_t[lengths == n].sum()) if self.embedded else None}
                      for n in np.unique(lengths)]
         return {
             "runs": pa.Table.from_pylist([run], schema=SCHEMAS["runs"]),

@@ -6,7 +6,18 @@ probability 1/2 (the regular expression printed in the paper omits the loop 5 -P
 so it rejects the valid ``BPVPXTVVE``). A state is a tuple; ``moves(state)`` maps every legal
 next symbol to the state it leads to, so sampling, checking and legal-successor sets are
 all one walk over the same table.
+
+Lengths. An inner Reber string is B, m binary choices ending in state 3, then E: its length is
+l = m + 2 symbols (B and E included; BTXSE and BPVVE, l = 5, are the shortest), which is the
+dependency length of the embedded task (``B a <inner> a E``: the outer symbol a is carried
+across the l symbols). The grammar gives such a string probability 2^-m, so all strings of one
+length are equally likely under it too. Counting the automaton's paths (``ending``, ``alive``)
+lets a ``Pool`` draw exactly, with no rejection: uniformly over the strings of a range of
+lengths (``--lag``), or from the grammar's own distribution, in both cases without the strings
+already drawn.
 """
+import bisect
+import logging
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,7 +28,9 @@ import torch
 import cells
 
 from ...contract import ALPHABET  # one-hot order, n = 7
+from ...errors import UsageError
 
+log = logging.getLogger(__name__)
 INDEX = {s: i for i, s in enumerate(ALPHABET)}
 TASKS = ("reber", "embedded-reber")
 
@@ -33,6 +46,8 @@ REBER: Dict[object, Dict[str, object]] = {
     "end": {},
 }
 START = ("start",)
+SHORTEST = 5          # BTXSE, BPVVE: the shortest inner strings, so the least a lag can be
+LONGEST_LAG = 100     # the longest inner string --lag accepts (its counts stay below 2**63)
 
 
 def moves(state: Tuple, embedded: bool) -> Dict[str, Tuple]:
@@ -156,19 +171,221 @@ def one_hot(string: str, dtype=torch.float32) -> torch.Tensor:
 
 
 SETS = ("train", "val", "test")
+# disjoint: no string in two sets nor twice in one, each embedded set half T, half P (the default);
+# independent: each set its own sample of the grammar, repeats and overlaps included (the authors').
+SAMPLINGS = ("disjoint", "independent")
 
 
-def datasets(task: str, sizes: Dict[str, int], data_seed: int, dtype) -> Dict[str, Encoded]:
-    """The training, validation and test sets (``sizes``: strings per set name of ``SETS``).
-    Each set is drawn from its own stream, fixed by (data_seed, task, set name) only, so every
-    run of a sweep sees the same strings (seeds vary the initial weights and the order), the
-    sets' draws are independent of each other, and a smaller set is a prefix of a larger one.
-    (Strings are drawn from the grammar's distribution, so a short string may occur in several
-    sets, as it would in any sample.) All sets are padded to one length."""
+# ---------------------------------------------------------------------- counting strings
+def _paths(base: Dict[int, int]):
+    """m -> {q: number of m-choice walks from Reber state q that satisfy ``base`` at their end},
+    memoised (the counts are exact Python integers)."""
+    memo = [base]
+
+    def at(m: int) -> Dict[int, int]:
+        while len(memo) <= m:
+            prev = memo[-1]
+            memo.append({q: sum(prev[n] for n in REBER[q].values() if n != "end") for q in base})
+        return memo[m]
+    return at
+
+
+ending = _paths({q: int(q == 3) for q in range(6)})   # walks whose last choice enters state 3 (an inner string)
+alive = _paths({q: int(q != 3) for q in range(6)})    # walks that never enter state 3 (a string not yet ended)
+
+
+def count(length: int) -> int:
+    """The number of inner Reber strings of ``length`` symbols (B and E included)."""
+    return ending(length - 2)[0] if length >= 2 else 0
+
+
+def _unrank(r: int, m: int, table) -> str:
+    """The r-th (0-based, in the automaton's edge order) of the m-choice walks from state 0 that
+    ``table`` counts, as its symbols."""
+    q, out = 0, []
+    for left in range(m - 1, -1, -1):
+        for symbol, nxt in REBER[q].items():
+            if r < table(left)[nxt]:
+                out.append(symbol)
+                q = nxt
+                break
+            r -= table(left)[nxt]
+    return "".join(out)
+
+
+def rank(inner: str) -> int:
+    """The index of an inner string among those of its length (the inverse of ``_unrank``)."""
+    q, r, m = 0, 0, len(inner) - 2
+    for i, symbol in enumerate(inner[1:-1]):
+        for other, nxt in REBER[q].items():
+            if other == symbol:
+                q = nxt
+                break
+            r += ending(m - 1 - i)[nxt]
+    return r
+
+
+def below(rng: np.random.Generator, n: int) -> int:
+    """A uniform integer in [0, n): one draw of numpy's for n < 2**63; beyond (only the grammar's
+    distribution after a string of more than 60 symbols was excluded reaches it), whole random
+    bytes until they fall below n (fewer than two tries on average)."""
+    if n < 2**63:
+        return int(rng.integers(n))
+    bits = n.bit_length()
+    while True:
+        x = int.from_bytes(rng.bytes((bits + 7) // 8), "little") >> (-bits % 8)
+        if x < n:
+            return x
+
+
+class Pool:
+    """Inner Reber strings to draw from, minus those excluded: uniform over the strings whose
+    length lies in ``lag`` (lo, hi), so a length comes with probability proportional to its
+    number of strings; or, with ``lag`` None, the grammar's own distribution (2^-m for m choices).
+
+    A draw is one uniform integer r over the remaining weight, read as a length and then as a
+    walk that takes each edge in proportion to the number of completions through it, skipping
+    the excluded strings' ranks: no rejection, so a lag of 60 costs what a lag of 6 does. Under
+    the grammar's distribution every length l up to the longest excluded one, H, is weighed
+    exactly (its strings times 2^(H - l)); the rest of r's range counts the walks of H - 2
+    choices that have not ended (each as likely as one string of length H), and the one r names
+    goes on with fair coins: nothing longer is excluded.
+    """
+
+    def __init__(self, lag: Optional[Tuple[int, int]] = None):
+        self.lag = lag
+        self.excluded: Dict[int, List[int]] = {}     # length -> sorted ranks of the excluded strings
+
+    def size(self) -> Optional[int]:
+        """Strings left to draw (None: unbounded, the grammar's distribution)."""
+        return None if self.lag is None else sum(self._left(n) for n in range(self.lag[0], self.lag[1] + 1))
+
+    def exclude(self, inner: str) -> None:
+        bisect.insort(self.excluded.setdefault(len(inner), []), rank(inner))
+
+    def _left(self, length: int) -> int:
+        return count(length) - len(self.excluded.get(length, ()))
+
+    def _nth(self, length: int, r: int) -> str:
+        """The r-th string of ``length`` that is not excluded."""
+        for x in self.excluded.get(length, ()):
+            if x > r:
+                break
+            r += 1
+        return "B" + _unrank(r, length - 2, ending) + "E"
+
+    def draw(self, rng: np.random.Generator) -> str:
+        top = self.lag[1] if self.lag else max([SHORTEST - 1, *self.excluded])
+        first = self.lag[0] if self.lag else SHORTEST
+        scale = {n: 0 if self.lag else top - n for n in range(first, top + 1)}
+        weights = {n: self._left(n) << scale[n] for n in scale}
+        tail = 0 if self.lag else alive(top - 2)[0]
+        r = below(rng, sum(weights.values()) + tail)
+        for n, w in weights.items():
+            if r < w:
+                return self._nth(n, r >> scale[n])
+            r -= w
+        prefix = _unrank(r, top - 2, alive)      # longer than every excluded string
+        q = 0
+        for symbol in prefix:
+            q = REBER[q][symbol]
+        out = [prefix]
+        while q != 3:
+            symbol, q = list(REBER[q].items())[rng.integers(2)]
+            out.append(symbol)
+        return "B" + "".join(out) + "E"
+
+
+# ---------------------------------------------------------------------- the data sets
+def set_sizes(task: str, asked: Dict[str, int], lag: Optional[Tuple[int, int]], sampling: str
+              ) -> Tuple[Dict[str, int], Optional[str]]:
+    """The sizes the sets use, and a one-line note when they differ from ``asked``: under
+    ``disjoint``, where a lag range holds fewer strings per outer symbol than the three sets ask
+    for, validation and test get their shares of them in proportion to what they asked (at
+    least one per outer symbol each) and training the rest. UsageError when not even three
+    remain."""
+    halves = 2 if task == "embedded-reber" else 1
+    have = Pool(lag).size()
+    want = {name: -(-n // halves) for name, n in asked.items()}     # per outer symbol, an odd set's extra included
+    if sampling == "independent" or have is None or sum(want.values()) <= have:
+        return dict(asked), None
+    if have < len(SETS):
+        raise UsageError(f"lag: {lag[0]}-{lag[1]} holds {have} inner string(s), too few for a training, a "
+                         f"validation and a test string per outer symbol; widen the range (e.g. "
+                         f"{lag[0]}-{lag[1] + 2})")
+    total = sum(want.values())
+    share = {name: max(1, have * want[name] // total) for name in ("val", "test")}
+    share["train"] = have - share["val"] - share["test"]
+    used = {name: share[name] * halves for name in SETS}
+    return used, (f"{task}: lag {lag[0]}-{lag[1]} holds {have} inner strings" + (" per outer symbol" if halves == 2
+                  else "") + f", fewer than the {sum(asked.values())} strings asked for; using train {used['train']}, "
+                  f"val {used['val']}, test {used['test']}, each string once")
+
+
+def draw_sets(task: str, sizes: Dict[str, int], data_seed: int, lag: Optional[Tuple[int, int]] = None,
+              sampling: str = "disjoint") -> Dict[str, List[str]]:
+    """The training, validation and test strings (``sizes``: strings per set name, as
+    ``set_sizes`` leaves them). Each set draws from its own stream, fixed by (data_seed, task, set
+    name, and the lag range when there is one) only, so every run of a sweep sees the same strings
+    (seeds vary the initial weights and the order).
+
+    ``disjoint``: each embedded set is half T, half P, in an order drawn from its stream (an odd
+    set's extra string takes an outer symbol drawn from its stream too); the sets
+    take turns, one string each (train, val, test, train, ...), each string drawn without every
+    string drawn before it, so no string occurs twice in a set or in two sets and the three sets
+    follow one distribution. (Drawing the whole training set first would leave the others only
+    the rarer strings: under the grammar's own distribution, longer ones.) ``independent``: every
+    string drawn afresh; without a lag exactly the authors' sampling, so a short string recurs
+    within and across sets."""
     embedded = task == "embedded-reber"
-    strings = {name: sample_set(cells.stream("data", data_seed, task, name), sizes[name], embedded) for name in SETS}
+    streams = {name: cells.stream("data", data_seed, task, name, *(("lag", *lag) if lag else ())) for name in SETS}
+    if sampling == "independent" and lag is None:
+        return {name: sample_set(streams[name], sizes[name], embedded) for name in SETS}
+    outers = ("T", "P") if embedded else ("",)
+    pools = {a: Pool(lag) for a in outers}
+    labels = {name: [outers[i] for i in rng.integers(len(outers), size=sizes[name])] if sampling == "independent"
+              else rng.permutation([a for a in outers for _ in range(sizes[name] // len(outers))]
+                                   + [outers[rng.integers(len(outers))] for _ in range(sizes[name] % len(outers))])
+              for name, rng in streams.items()}
+    out: Dict[str, List[str]] = {name: [] for name in SETS}
+    for i in range(max(sizes.values())):
+        for name in (name for name in SETS if i < sizes[name]):
+            a = labels[name][i]
+            inner = pools[a].draw(streams[name])
+            if sampling == "disjoint":
+                pools[a].exclude(inner)
+            out[name].append(f"B{a}{inner}{a}E" if a else inner)
+    return out
+
+
+def encode_sets(strings: Dict[str, List[str]], embedded: bool, dtype) -> Dict[str, Encoded]:
+    """Every set encoded, padded to one length."""
     length = max(len(s) for ss in strings.values() for s in ss) - 1
     return {name: encode(ss, embedded, length, dtype) for name, ss in strings.items()}
+
+
+def datasets(task: str, sizes: Dict[str, int], data_seed: int, dtype, lag: Optional[Tuple[int, int]] = None,
+             sampling: str = "disjoint") -> Dict[str, Encoded]:
+    """The encoded sets of ``draw_sets``, at the sizes ``set_sizes`` allows (logging its note)."""
+    used, note = set_sizes(task, sizes, lag, sampling)
+    if note:
+        log.warning(note)
+    return encode_sets(draw_sets(task, used, data_seed, lag, sampling), task == "embedded-reber", dtype)
+
+
+def constant_outer(strings: Sequence[str], embedded: bool) -> float:
+    """The outer-symbol accuracy of the best constant prediction: max(share of T, share of P)
+    (NaN on reber)."""
+    if not embedded:
+        return math.nan
+    t = sum(s[1] == "T" for s in strings) / len(strings)
+    return max(t, 1 - t)
+
+
+def share_in(strings: Sequence[str], other: Sequence[str]) -> float:
+    """The share of ``strings`` that occur verbatim in ``other``."""
+    seen = set(other)
+    return sum(s in seen for s in strings) / len(strings)
 
 
 def dependency_length(data: Encoded, embedded: bool) -> np.ndarray:

@@ -1,6 +1,6 @@
 """A training run: everything its numbers depend on, with every default resolved."""
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -35,9 +35,12 @@ class Run:
     engine: str
     checkpoint_s: float
     tol: Optional[float] = None     # read by protocols whose stopping rule uses it
+    lag: Optional[Tuple[int, int]] = None   # inner-string lengths (lo, hi); None: the grammar's own
+    sampling: str = "disjoint"      # how the sets are drawn (reber.SAMPLINGS)
 
 
-def run_id(task: str, cell: str, k: int, recipe: str, seed: int) -> str:
-    """``<task>-<cell>-k<k>-<recipe>-seed<seed>``; the recipe (``Protocol.recipe``) is the
-    protocol and the ingredients that differ from its own, e.g. ``paper+adam+cross-entropy``."""
-    return f"{task}-{cell}-k{k}-{recipe}-seed{seed}"
+def run_id(task: str, cell: str, k: int, recipe: str, seed: int, lag: Optional[Tuple[int, int]] = None) -> str:
+    """``<task>-<cell>-k<k>-<recipe>[-lag<lo>-<hi>]-seed<seed>``; the recipe (``Protocol.recipe``)
+    is the protocol and the ingredients that differ from its own, e.g. ``paper+adam+cross-entropy``;
+    the lag range appears when the run sets one."""
+    return f"{task}-{cell}-k{k}-{recipe}{f'-lag{lag[0]}-{lag[1]}' if lag else ''}-seed{seed}"

@@ -46,10 +46,24 @@ RUNS = contract.schema(KEY + [
     ("engine", pa.string(), "numba (the compiled fast path) or torch (the cells' torch equations); they agree to "
                             "rounding"),
     ("n_params", pa.int32(), "trainable parameters"),
-    ("n_train", pa.int32(), "training strings"),
-    ("n_val", pa.int32(), "validation strings (selection and stopping)"),
-    ("n_test", pa.int32(), "test strings (reported, never used to choose)"),
+    ("n_train", pa.int32(), "training strings (the size used: a lag range short of strings makes it smaller than "
+                            "asked)"),
+    ("n_val", pa.int32(), "validation strings (selection and stopping; the size used)"),
+    ("n_test", pa.int32(), "test strings (reported, never used to choose; the size used)"),
     ("data_seed", pa.int32(), "seed of the training, validation and test strings (shared by every run)"),
+    ("lag_min", pa.int32(), "embedded-reber with a lag range: the shortest inner string of the run's sets, in symbols "
+                            "(B and E included, as length in lengths); null: the grammar's own lengths"),
+    ("lag_max", pa.int32(), "the longest (null: the grammar's own lengths); every inner string of a length in "
+                            "[lag_min, lag_max] is equally likely"),
+    ("sampling", pa.string(), "disjoint (no string in two sets nor twice in one; embedded sets half T, half P) or "
+                              "independent (each set its own sample of the grammar, repeats and overlaps included: "
+                              "the authors')"),
+    ("test_in_train", pa.float64(), "share of the test strings that occur verbatim in the training set (0 under "
+                                    "disjoint)"),
+    *[(f"{s}_constant_outer", pa.float64(), f"outer accuracy of the best constant prediction on the {SETS[s]} set: "
+                                            f"max(share of T, share of P) (0.5 under disjoint, (n+1)/2n for an odd "
+                                            f"size n; NaN on reber)")
+      for s in SETS],
     ("batch_size", pa.int32(), "sequences per update"),
     ("order", pa.string(), "fixed (the training strings in the same order every epoch, the authors') or shuffled "
                            "(a new order every epoch, drawn from the seed)"),
@@ -94,6 +108,8 @@ LENGTHS = contract.schema(KEY + [
     ("string_correct", pa.int32(), "of them, strings with every step correct (selected model)"),
     ("outer_correct", pa.int32(), "of them, strings whose outer symbol is predicted first (selected model; null "
                                   "on reber)"),
+    ("outer_T", pa.int32(), "of them, strings whose outer symbol is T (null on reber): a constant prediction scores "
+                            "max(outer_T, n - outer_T) / n here"),
 ])
 GRADIENTS = contract.schema(KEY + [
     ("stage", pa.string(), "init, or trained (the selected model)"),
