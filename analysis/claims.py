@@ -15,7 +15,6 @@ strings.
 import math
 from typing import Dict, List, Optional
 
-import numpy as np
 import pandas as pd
 
 from . import hist

@@ -312,10 +312,11 @@ def outer_by_length(table: pd.DataFrame) -> Figure:
         buckets = list(dict.fromkeys(r["bucket"]))
         for (cell, k), g in r.groupby(["cell", "k"], sort=True):
             x = [buckets.index(b) for b in g["bucket"]]
-            acc = g["outer_accuracy"]
-            ax.errorbar(x, acc, yerr=np.maximum(0, [acc - g["lo"], g["hi"] - acc]),
-                        marker="o", markersize=4, capsize=2, color=cell_color(cell), label=f"{cell} k={k}",
-                        gid=f"{recipe}|{cell}|{k}")
+            acc = g["outer_accuracy"].to_numpy(float)
+            lo, hi = g["lo"].to_numpy(float), g["hi"].to_numpy(float)
+            line, _, _ = ax.errorbar(x, acc, yerr=np.maximum(0, [acc - lo, hi - acc]), marker="o",
+                                     markersize=4, capsize=2, color=cell_color(cell), label=f"{cell} k={k}")
+            line.set_gid(f"{recipe}|{cell}|{k}")
         baseline = r.groupby("bucket", sort=False)["constant"].max().reindex(buckets)
         if baseline.notna().all():
             ax.plot(range(len(buckets)), baseline, color="k", linestyle=":", marker="_", linewidth=1,
