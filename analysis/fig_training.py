@@ -210,7 +210,7 @@ def success_rates(runs: pd.DataFrame) -> Figure:
         ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
         ax.set_ylabel("success rate (Wilson 95 %)")
         what = "outer T/P accuracy" if is_embedded(task) else "string accuracy"
-        ax.set_title(f"{task}: success = test {what} >= 95 %", fontsize=9)
+        ax.set_title(f"{task}\nsuccess: test {what} >= 95 %", fontsize=9)
         ax.legend(fontsize=8, loc="upper left", ncols=len(cells), frameon=False)
     fig.tight_layout()
     return fig
