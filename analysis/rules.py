@@ -19,6 +19,8 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 
+from .registry import Skip
+
 
 class Verdict(str, Enum):
     SUPPORTED = "supported"
@@ -182,7 +184,6 @@ class Claim:
 
     def __call__(self, tables) -> "Judged":
         """Judge against ``tables`` (``analysis.registry.Tables``)."""
-        from .registry import Skip
         frames = []
         for t in self.tables:
             try:

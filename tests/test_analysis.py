@@ -313,3 +313,17 @@ def test_heatmap_rows_are_labelled_with_their_k_even_when_k_skips():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["4", "8", "16"]
     assert list(ax.get_yticks()) == [0, 1, 2]          # k=8 sits on its own row, not at 10
     np.testing.assert_array_equal(im.get_array(), values)
+
+
+def test_histogram_reaches_1e8_and_a_quantile_beyond_it_says_so():
+    """Gradient coefficients of N(0,1) initial weights exceed 1e2 (the old top, which hid them and
+    made the 99th percentile the cut): up to 1e8 they fall in log bins; beyond, the quantile is a bound."""
+    from sweeps import contract as S
+    values = np.concatenate([np.full(97, 1.0), [3e2, 5e4, 2e7]])
+    h = S.dense_histogram(*S.sparse_histograms(values[:, None]))
+    assert h[-1] == 0 and S.quantile(h, 0.99) == pytest.approx(5e4, rel=0.05)     # the order statistic, in range
+    assert hist.quantile_text(h, 0.99) == f"{S.quantile(h, 0.99):.3g}"
+    over = S.dense_histogram(*S.sparse_histograms(np.concatenate([np.ones(97), [1e9] * 3])[:, None]))
+    assert over[-1] == 3 and S.beyond(over, 0.99) and not S.beyond(over, 0.5)
+    assert hist.quantile_text(over, 0.99) == ">= 1e+08 (beyond the histogram)"
+    assert hist.shares(over, 1e-8, 1e2) == (0, 0.03)
