@@ -26,6 +26,7 @@ from .success import (
     RISE_WINDOW,
     STRING_SUCCESS,
     constant_share,
+    outer_score,
     paper_models,
     predicts_constant,
     still_improving,
@@ -176,6 +177,12 @@ def claim2(runs: Optional[pd.DataFrame], epochs: Optional[pd.DataFrame] = None,
             median_outer=("outer_accuracy", "median"), constant=("constant", "median"),
             at_constant=("at_constant", lambda s: int(s.fillna(False).astype(bool).sum())),
             improving=("improving", lambda s: int(s.fillna(False).astype(bool).sum()))).reset_index()
+        for which in ("train", "val"):       # the other sets, where the runs table gives their baseline
+            share = constant_share(cells, None, which)
+            if share.notna().any():
+                per_cell = per_cell.merge(cells.assign(acc=outer_score(cells, which), base=share).groupby("cell").agg(
+                    **{f"median_{which}_outer": ("acc", "median"), f"{which}_constant": ("base", "median")}),
+                    on="cell")
         table = (g.merge(strict.loc[scope].add_prefix("strict_").reset_index(), on="cell")
                  .merge(per_cell, on="cell"))
         v, gr = by["vanilla"], by["gru"]

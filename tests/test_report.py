@@ -170,7 +170,9 @@ def test_claim2_says_which_runs_predict_a_constant(tmp_path):
     c = C.claim2(load(str(tmp_path / "cols"), "runs"))
     assert "5 of 6 run(s) predict a constant" in c.findings[0].summary
     assert "0 of 6 run(s) predict a constant" in c.findings[0].summary          # the GRU's
-    assert list(c.findings[0].table.set_index("cell").loc[["vanilla", "gru"], "at_constant"]) == [5, 0]
+    table = c.findings[0].table.set_index("cell")
+    assert list(table.loc[["vanilla", "gru"], "at_constant"]) == [5, 0]
+    assert list(table.loc["vanilla", ["train_constant", "val_constant"]]) == [0.52, 0.5]     # every set's baseline
 
 
 def test_claim3_splits_into_alike_distributions_and_the_initial_gradient_reaching_the_state(tmp_path):
