@@ -91,7 +91,7 @@ def context(out: str, results: List[Result], claims: List[Judged], tables: Table
     shown: set = set()
 
     def finding(f: Finding, partial: str = "") -> Dict:
-        return {"scope": f.scope, "verdict": f.verdict.value, "color": COLORS[f.verdict], "summary": f.summary,
+        return {"scope": f.scope, "verdict": str(f.verdict), "color": COLORS[f.verdict], "summary": f.summary,
                 "table": frame(f.table), "partial": partial if f.verdict != Verdict.NOT_MEASURED else ""}
 
     def figures_where(placed_here) -> List[Dict]:
