@@ -123,7 +123,8 @@ def stopped(runs: pd.DataFrame, how: pd.DataFrame) -> str:
     said = ", ".join(f"{n} {reason}" for reason, n in h["stop_reason"].value_counts().items())
     tol = h[h["stop_reason"] == "converged"]["halvings"].dropna()
     if len(tol):
-        said += f"; the converged ones after {int(tol.min())}-{int(tol.max())} lr halvings"
+        span = f"{int(tol.min())}" if tol.min() == tol.max() else f"{int(tol.min())}-{int(tol.max())}"
+        said += f"; the converged ones after {span} lr halving(s)"
     return said
 
 
@@ -299,9 +300,11 @@ def lengths_section(t: Tables) -> Section:
         counts.setdefault(said, []).append(recipe)
     tables = [wide]
     if g["constant"].notna().any():
-        baseline = g.pivot_table(index=["recipe", "cell", "k"], columns="bucket", values="constant", sort=False)
-        tables.append(baseline[list(dict.fromkeys(g["bucket"]))].reset_index().assign(
-            **{"": "best constant prediction"}))
+        # one row per test set: the recipes that share it share its baseline
+        buckets = list(dict.fromkeys(g["bucket"]))
+        baseline = g.pivot_table(index="recipe", columns="bucket", values="constant", sort=False)[buckets]
+        shared = baseline.reset_index().groupby(buckets, sort=False)["recipe"].agg(", ".join)
+        tables.append(shared.reset_index().rename(columns={"recipe": "best constant prediction, test set of"}))
         guess = ("A cell that predicts one outer symbol for every string scores the share of that symbol among "
                  "the bucket's strings, at best the commoner one's (the second table, and the dotted line of the "
                  "figure): that, not 50 %, is the baseline.")

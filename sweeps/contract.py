@@ -13,7 +13,7 @@ tables imports it without the training stack.
   Bins: 0 holds exact zeros, 1 holds (0, 1e-20), 2 + i holds
   [10**(LOG_MIN + i/BINS_PER_DECADE), 10**(LOG_MIN + (i+1)/BINS_PER_DECADE)), the last holds
   everything >= 10**LOG_MAX. LOG_MAX is far above every measured value (distances are at most
-  2 sqrt(k); the largest gradient coefficients of N(0,1) initial weights reach about 1e4), so the
+  2 sqrt(k); the largest gradient coefficients of N(0,1) initial weights reach about 2e3), so the
   last bin stays empty; a quantile that falls in it is only known to be >= 10**LOG_MAX
   (:func:`beyond` says so).
 - The Reber alphabet (the order of the ``output`` and ``probs`` columns) and the probe

@@ -321,7 +321,7 @@ def test_the_order_is_not_said_to_decide_when_the_schedule_stopped_the_runs(tmp_
         (finding,) = built.findings
         assert finding.verdict == want, name
         assert f"the worse level's failed runs stopped: 8 {stop}" in finding.summary
-    assert "the converged ones after 4-4 lr halvings" in S.ingredients(Tables(str(tmp_path / "tolerance"))).findings[0].summary
+    assert "the converged ones after 4 lr halving(s)" in S.ingredients(Tables(str(tmp_path / "tolerance"))).findings[0].summary
     assert "that the order itself decides is not shown" in S.ingredients(Tables(str(tmp_path / "tolerance"))).paragraphs[0]
 
 
