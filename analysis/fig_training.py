@@ -170,8 +170,8 @@ def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Fi
             ax.set_xscale("log")
             ax.set_xlabel("|dloss/dθ|")
             ax.set_ylabel("share per bin")
-            ax.set_title(f"{task}, {recipe}, {stage} (exact zeros: legend)", fontsize=9)
-            ax.legend(fontsize=7)
+            ax.set_title(f"{task}, {recipe}, {stage} (exact zeros, off the log axis: legend)", fontsize=9)
+            ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
 
