@@ -241,7 +241,7 @@ def _headline(cell: str, verdicts, comps: pd.DataFrame) -> str:
     name = "the vanilla cell" if cell == "vanilla" else f"the {cell.upper() if cell == 'gru' else cell} cell"
     decide = [x for x, v in verdicts.items() if v == DECIDES]
     contribute = [x for x, v in verdicts.items() if v == CONTRIBUTES]
-    scheduled = "".join(f" With {loser(x)} {'the' if x == 'order' else 'a'} {x}, {name} fails more often, but the "
+    scheduled = "".join(f" With the {loser(x)} {x}, {name} fails more often, but the "
                         f"protocol's schedule stopped those runs (tolerance rule after repeated lr halvings): that "
                         f"the {x} itself decides is not shown." for x, v in verdicts.items() if v == SCHEDULE)
     if decide:
