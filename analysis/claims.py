@@ -211,8 +211,8 @@ RULE_3A = Rule(
     quantities={"decades": "the medians' distance", "vanishing": "the vanishing shares' difference",
                 "exploding": "the exploding shares' difference"},
     cases=((SUPPORTED, All((Compare("decades", "<=", GRAD_DECADES, fmt="{:g} decade(s)"),
-                            Compare("vanishing", "<", GRAD_TAIL, fmt="{:.0%} points"),
-                            Compare("exploding", "<", GRAD_TAIL, fmt="{:.0%} points")))),),
+                            Compare("vanishing", "<", GRAD_TAIL, fmt="{:.0%}"),
+                            Compare("exploding", "<", GRAD_TAIL, fmt="{:.0%}")))),),
     otherwise=NOT_SUPPORTED)
 RULE_3B = Rule(
     label="(b)",
