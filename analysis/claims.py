@@ -1,26 +1,42 @@
-"""The paper's four claims, and the explicit rules that turn this sweep's tables into verdicts.
+"""The paper's four claims, each one object (``analysis.rules.Claim``): its statement, the tables
+it reads, its rules and its judge. The page prints each rule from the object that decides
+(``analysis.rules.Rule``), so the printed rule is the one applied.
 
-Verdicts: ``supported``, ``not supported``, ``inconclusive`` (measured, but the intervals
-do not decide: more seeds would) and ``not measured`` (the table or the rows are missing).
-Every rule is a function of the tables below and is printed, word for word, in the report
-(``RULES``). Claims 1-3 are judged separately for each training recipe (a protocol and the
-ingredients that differ from its own; runs with other budgets are never pooled), claim 4 for
-each parameter init and k (neighbouring k with one verdict reported as one range). Training
-scores are those of each run's selected model (best validation epoch) on its test set.
+Verdicts are the closed set ``analysis.rules.Verdict``: supported, not supported, inconclusive
+(the rule's measures disagree), inconclusive because more seeds would decide or because a longer
+training budget would (runs stopped by the epoch cap while still improving), chaotic, not
+measured (the table or the rows are missing). Claims 1-3 are judged separately for each training
+recipe (a protocol and the ingredients that differ from its own; runs with other budgets are
+never pooled), claim 4 for each parameter init and k (neighbouring k with one verdict reported
+as one range). Training scores are those of each run's selected model (best validation epoch) on
+its test set, and outer accuracies are set against the constant-prediction baseline of the same
+strings.
 """
 import math
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import pandas as pd
 
 from . import hist
 from .rates import decay_summary, runs_of, time_constant
-from .registry import Skip, Tables
-from .success import OUTER_SUCCESS, STRING_SUCCESS, paper_models, success_flags
+from .rules import All, Claim, Compare, Finding, Judged, Prose, Rule, Verdict
+from .success import (
+    OUTER_SUCCESS,
+    RISE,
+    RISE_WINDOW,
+    STRING_SUCCESS,
+    constant_share,
+    outer_score,
+    paper_models,
+    predicts_constant,
+    still_improving,
+    success_flags,
+)
 from .tables import pick_dtype, rate_summary, wilson
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = "supported", "not supported", "inconclusive", "not measured"
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_MEASURED = (Verdict.SUPPORTED, Verdict.NOT_SUPPORTED, Verdict.INCONCLUSIVE,
+                                                        Verdict.NOT_MEASURED)
+MORE_SEEDS, LONGER = Verdict.MORE_SEEDS, Verdict.LONGER
 
 # Thresholds of the rules (module constants so tests and readers see one truth).
 MAJORITY = 0.5
@@ -29,155 +45,218 @@ GRAD_DECADES = 1.0        # gradient medians within one decade ...
 GRAD_TAIL = 0.10          # ... and shares of vanishing / exploding coefficients within 10 points
 GRAD_VANISH, GRAD_EXPLODE = 1e-8, 1e2
 REACH = 0.5               # claim 3(b) judges the distance that at least this share of training strings reach
+SEPARATE = 0.5            # claim 3(b): a failing recipe's initial decay this many decades steeper sets it apart
 
-CLAIMS = {
-    1: "A vanilla RNN (k=5) learns Reber's grammar.",
-    2: "On embedded Reber, the vanilla RNN (k=18) fails where the GRU (k=10) succeeds.",
-    3: "The gradient coefficient distributions of the two cells are alike, so unstable "
-       "gradients do not explain the vanilla failure.",
-    4: "D(l,k) vanishes for the vanilla RNN as l grows, but not for the GRU.",
-}
-
-RULES = {
-    1: f"Per recipe (and training budget), over the Reber runs of the vanilla cell with k=5: a run succeeds when "
-       f"the test string accuracy of its selected model is >= {STRING_SUCCESS:.0%}. Supported if the Wilson 95 % "
-       f"interval of the success rate lies above {MAJORITY:.0%}; not supported if it lies below; inconclusive "
-       f"otherwise.",
-    2: f"Per recipe (and training budget), over the embedded-Reber runs of vanilla k=18 and GRU k=10: a run "
-       f"succeeds when the test outer T/P accuracy of its selected model is >= {OUTER_SUCCESS:.0%}. Supported only "
-       f"if the GRU's Wilson 95 % interval of the success rate lies above {MAJORITY:.0%} and the vanilla's below "
-       f"{MAJORITY:.0%}; not supported if the vanilla's interval lies above {MAJORITY:.0%} (vanilla reliably "
-       f"learns the outer symbol); inconclusive otherwise (e.g. the GRU does not reliably learn it either under "
-       f"this recipe, or too few seeds). The strict criterion of Hochreiter & Schmidhuber (every test string "
-       f"right) is reported beside, not judged.",
-    3: f"Two findings per recipe and task. (a) The distributions are alike: over all |dloss/dθ| coefficients of "
-       f"every training example (trained models; pooled histograms, 50 bins per decade), supported if the two "
-       f"cells' median |g| are within {GRAD_DECADES:g} decade(s) and their shares of vanishing (< {GRAD_VANISH:g}) "
-       f"and of exploding (> {GRAD_EXPLODE:g}) coefficients differ by less than {GRAD_TAIL:.0%} points; not "
-       f"supported otherwise. (b) So gradients do not explain the failure: judged on the gradient reaching the "
-       f"hidden state, ||dloss_T/dh_{{T-d}}|| (loss_T: the loss of the step predicting the outer symbol, or the "
-       f"final E on Reber), at the largest distance d that at least {REACH:.0%} of the training strings reach "
-       f"(the typical span of the dependency), pooled median per cell, at initialisation and for the trained "
-       f"models. Supported if at both stages the vanilla's median is no more than {GRAD_DECADES:g} decade(s) "
-       f"below the GRU's; not supported if at both stages it is more than {GRAD_DECADES:g} decade(s) below "
-       f"(the learning signal for the dependency vanishes in the vanilla cell); inconclusive otherwise.",
-    4: f"Per init and per k, on decay rates r of log median D(l) per "
-       f"step (memory table, float64 rows; 95 % intervals [lo, hi]: t-interval over seed ensembles, or one "
-       f"ensemble's order-statistic interval; see analysis.rates). At each k measured for both cells: supported if "
-       f"the vanilla's interval lies below 0 (its D decays) and the GRU's reaches 0 or above (it does not) or its "
-       f"fastest plausible decay is at most 1/{SLOWER:g} of the vanilla's slowest (GRU lo >= vanilla hi / {SLOWER:g}); "
-       f"not supported if even the vanilla's fastest plausible decay would shrink D by less than a factor e over the "
-       f"l measured (vanilla lo >= -1/l_max: its D does not vanish there), or if both decay alike: "
-       f"the GRU's interval lies below 0 and even its slowest plausible decay is at least 1/{SLOWER:g} of the "
-       f"vanilla's fastest (GRU hi <= vanilla lo / {SLOWER:g}); inconclusive otherwise. Neighbouring k with the same "
-       f"verdict form one range, so the ranges say where the claim holds and where it fails.",
-}
+IMPROVING = (f"still improving: stopped by the epoch cap while its best validation score over the last "
+             f"{RISE_WINDOW:.0%} of its epochs exceeded its best before them by more than {RISE:.0%}")
 
 
-@dataclass
-class Finding:
-    scope: str                      # e.g. "recipe paper", "init normal"
-    verdict: str
-    summary: str                    # one sentence with the numbers
-    table: Optional[pd.DataFrame] = None
-
-
-@dataclass
-class Claim:
-    number: int
-    statement: str
-    rule: str
-    findings: List[Finding] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> str:
-        vs = {f.verdict for f in self.findings}
-        if not vs:
-            return NOT_MEASURED
-        return vs.pop() if len(vs) == 1 else "depends: " + ", ".join(f"{f.scope}: {f.verdict}" for f in self.findings)
-
-
-def _get(tables: Tables, table: str) -> Optional[pd.DataFrame]:
-    """``table`` from the report's tables, None when it is missing or empty."""
-    try:
-        return tables.get(table)
-    except Skip:
-        return None
+def _power(x: float) -> str:
+    """A power of ten as the page writes it: 1e-8, 1e2."""
+    return f"1e{round(math.log10(x))}"
 
 
 def _fmt_rate(r) -> str:
     return f"{int(r.successes)}/{int(r.n)} = {r.rate:.0%} [{r.lo:.0%}, {r.hi:.0%}]"
 
 
-# ---------------------------------------------------------------------- claim 1
-def success_rates(runs: Optional[pd.DataFrame], task: str, by: List[str]):
-    """(runs, rates): the paper's models on ``task`` with their ``success`` (``success_flags``),
-    and Wilson rates per scope and ``by``; (None, None) if none ran."""
+def _interval(flags: pd.Series) -> Dict[str, float]:
+    lo, hi = wilson(int(flags.sum()), len(flags))
+    return {"lo": lo, "hi": hi}
+
+
+def success_rates(runs: Optional[pd.DataFrame], task: str, by: List[str], epochs: Optional[pd.DataFrame] = None):
+    """(runs, rates): the paper's models on ``task`` with their ``success`` (``success_flags``) and
+    ``improving`` (failed, and ``still_improving`` at the cap; NaN without ``epochs``), and Wilson
+    rates per scope and ``by``; (None, None) if none ran."""
     d = None if runs is None else paper_models(runs, task)
     if d is None or d.empty:
         return None, None
     d["success"] = success_flags(d)
+    improving = still_improving(d, epochs)
+    d["improving"] = improving.where(improving.isna(), improving.astype(bool) & ~d["success"])
     return d, rate_summary(d, ["scope", *by], "success")
 
 
-def claim1(runs: Optional[pd.DataFrame]) -> Claim:
-    c = Claim(1, CLAIMS[1], RULES[1])
-    d, rates = success_rates(runs, "reber", ["k"])
+def _improving(g: pd.DataFrame) -> str:
+    """How many of the failed runs of ``g`` the cap stopped while still improving, as a clause."""
+    if g["improving"].isna().all():
+        return "; no epochs table, so whether the cap stopped runs still improving is not known"
+    n = int(g["improving"].astype(bool).sum())
+    return f"; {n} failed run(s) stopped by the epoch cap while still improving" if n else ""
+
+
+# ---------------------------------------------------------------------- claim 1
+RULE_1 = Rule(
+    measure=(f"Per recipe (and training budget), over the Reber runs of the vanilla cell with k=5: a run succeeds "
+             f"when the test string accuracy of its selected model is >= {STRING_SUCCESS:.0%}; [lo, hi] is the "
+             f"Wilson 95 % interval of the success rate. A failed run is {IMPROVING}."),
+    quantities={"lo": "lo", "hi": "hi"},
+    cases=((SUPPORTED, Compare("lo", ">", MAJORITY)), (NOT_SUPPORTED, Compare("hi", "<", MAJORITY))),
+    otherwise=MORE_SEEDS, budget=True)
+
+
+def claim1(runs: Optional[pd.DataFrame], epochs: Optional[pd.DataFrame] = None, claim: Optional[Claim] = None) -> Judged:
+    c = Judged(claim or CLAIMS[1])
+    rule = c.claim.rules[0]
+    d, rates = success_rates(runs, "reber", ["k"], epochs)
     if d is None:
         return c
-    for scope, g in rates.groupby("scope", sort=True):
-        x, n = int(g["successes"].sum()), int(g["n"].sum())
-        lo, hi = wilson(x, n)
-        verdict = SUPPORTED if lo > MAJORITY else NOT_SUPPORTED if hi < MAJORITY else INCONCLUSIVE
-        acc = d[d["scope"] == scope]["string_accuracy"]
+    for scope, g in d.groupby("scope", sort=True):
+        x, n = int(g["success"].sum()), len(g)
+        q = _interval(g["success"])
+        verdict = rule.decide(q, [_interval(g["success"] | g["improving"].fillna(False).astype(bool))])
+        acc = g["string_accuracy"]
         c.findings.append(Finding(
             scope, verdict,
             f"{x}/{n} vanilla Reber runs reached string accuracy >= {STRING_SUCCESS:.0%}: rate {x / n:.0%}, "
-            f"Wilson 95 % [{lo:.0%}, {hi:.0%}]; median string accuracy {acc.median():.1%}.", g))
+            f"Wilson 95 % [{q['lo']:.0%}, {q['hi']:.0%}]; median string accuracy {acc.median():.1%}"
+            f"{_improving(g)}.", rates[rates["scope"] == scope]))
     return c
 
 
 # ---------------------------------------------------------------------- claim 2
-def claim2_verdict(gru, vanilla) -> str:
-    """The rule of claim 2 on the two cells' Wilson intervals (rows with lo, hi)."""
-    if gru.lo > MAJORITY and vanilla.hi < MAJORITY:
-        return SUPPORTED
-    return NOT_SUPPORTED if vanilla.lo > MAJORITY else INCONCLUSIVE
+RULE_2 = Rule(
+    measure=(f"Per recipe (and training budget), over the embedded-Reber runs of vanilla k=18 and GRU k=10: a run "
+             f"succeeds when the test outer T/P accuracy of its selected model is >= {OUTER_SUCCESS:.0%}; [lo, hi] "
+             f"is the Wilson 95 % interval of a cell's success rate. A failed run is {IMPROVING}. Reported beside, "
+             f"not judged: the strict criterion of Hochreiter & Schmidhuber (every test string right), and every "
+             f"outer accuracy against the constant-prediction baseline of the same strings (the share of the "
+             f"commoner outer symbol); a run that scores exactly what predicting one outer symbol for every string "
+             f"scores (at every dependency length, where the tables say) predicts a constant."),
+    quantities={"gru_lo": "the GRU's lo", "gru_hi": "the GRU's hi", "vanilla_lo": "the vanilla's lo",
+                "vanilla_hi": "the vanilla's hi"},
+    cases=((SUPPORTED, All((Compare("gru_lo", ">", MAJORITY), Compare("vanilla_hi", "<", MAJORITY)))),
+           (NOT_SUPPORTED, Compare("vanilla_lo", ">", MAJORITY)),
+           # the GRU fails too: this recipe cannot tell the cells apart, whatever the seeds
+           (INCONCLUSIVE, Compare("gru_hi", "<", MAJORITY))),
+    otherwise=MORE_SEEDS, budget=True)
 
 
-def claim2(runs: Optional[pd.DataFrame]) -> Claim:
-    c = Claim(2, CLAIMS[2], RULES[2])
-    d, rates = success_rates(runs, "embedded-reber", ["cell"])
+def _cells(d: pd.DataFrame, flag: str, optimistic=()) -> Dict[str, float]:
+    """{<cell>_lo, <cell>_hi}: the Wilson intervals of column ``flag`` per cell; the cells in
+    ``optimistic`` count their still-improving runs as successes."""
+    q = {}
+    for cell, g in d.groupby("cell"):
+        flags = g[flag] | (g["improving"].fillna(False).astype(bool) if cell in optimistic else False)
+        q.update({f"{cell}_{k}": v for k, v in _interval(flags).items()})
+    return q
+
+
+UNKNOWN_BASELINE = (" The constant-prediction baseline is not in these tables (written before lksweep recorded the "
+                    "sets' composition): it is at least 50 %, so an accuracy near 50 % may be a constant prediction.")
+
+
+def _baseline(g: pd.DataFrame) -> str:
+    """One cell's test outer accuracy against the constant-prediction baseline, as a clause."""
+    acc, share = g["outer_accuracy"], g["constant"]
+    if share.isna().all():
+        return f"median test outer accuracy {acc.median():.1%}"
+    at = int(g["at_constant"].fillna(False).astype(bool).sum())
+    return (f"median test outer accuracy {acc.median():.1%} against {share.median():.1%} for the best constant "
+            f"prediction of the same strings; {at} of {len(g)} run(s) predict a constant")
+
+
+def claim2(runs: Optional[pd.DataFrame], epochs: Optional[pd.DataFrame] = None,
+           lengths: Optional[pd.DataFrame] = None, claim: Optional[Claim] = None) -> Judged:
+    c = Judged(claim or CLAIMS[2])
+    rule = c.claim.rules[0]
+    d, rates = success_rates(runs, "embedded-reber", ["cell"], epochs)
     if d is None:
         return c
+    d["constant"] = constant_share(d, lengths)
+    d["at_constant"] = predicts_constant(d, lengths)
     strict = rate_summary(d, ["scope", "cell"], "strict").set_index(["scope", "cell"])
     for scope, g in rates.groupby("scope", sort=True):
+        runs_here = d[d["scope"] == scope]
         by = {r.cell: r for r in g.itertuples()}
         if "vanilla" not in by or "gru" not in by:
             c.findings.append(Finding(scope, NOT_MEASURED, f"only {', '.join(by)} runs under this recipe.", g))
             continue
+        cells = runs_here[runs_here["cell"].isin(["vanilla", "gru"])]
+        alternatives = [_cells(cells, "success", o) for o in (("gru",), ("vanilla",), ("gru", "vanilla"))]
+        verdict = rule.decide(_cells(cells, "success"), alternatives)
+        per_cell = cells.groupby("cell").agg(
+            median_outer=("outer_accuracy", "median"), constant=("constant", "median"),
+            at_constant=("at_constant", lambda s: int(s.fillna(False).astype(bool).sum())),
+            improving=("improving", lambda s: int(s.fillna(False).astype(bool).sum()))).reset_index()
+        for which in ("train", "val"):       # the other sets, where the runs table gives their baseline
+            share = constant_share(cells, None, which)
+            if share.notna().any():
+                per_cell = per_cell.merge(cells.assign(acc=outer_score(cells, which), base=share).groupby("cell").agg(
+                    **{f"median_{which}_outer": ("acc", "median"), f"{which}_constant": ("base", "median")}),
+                    on="cell")
+        table = (g.merge(strict.loc[scope].add_prefix("strict_").reset_index(), on="cell")
+                 .merge(per_cell, on="cell"))
         v, gr = by["vanilla"], by["gru"]
-        best = d[(d["scope"] == scope) & (d["cell"] == "vanilla")]["outer_accuracy"].max()
-        table = g.merge(strict.loc[scope].add_prefix("strict_").reset_index(), on="cell")
+        said = {cell: _baseline(cells[cells["cell"] == cell]) + _improving(cells[cells["cell"] == cell])
+                for cell in ("vanilla", "gru")}
         c.findings.append(Finding(
-            scope, claim2_verdict(gr, v),
+            scope, verdict,
             f"success (test outer T/P accuracy >= {OUTER_SUCCESS:.0%}): GRU {_fmt_rate(gr)}, vanilla {_fmt_rate(v)} "
             f"(Wilson 95 %); strict (every test string right): GRU {_fmt_rate(strict.loc[(scope, 'gru')])}, "
-            f"vanilla {_fmt_rate(strict.loc[(scope, 'vanilla')])}; best vanilla outer accuracy {best:.1%}.", table))
+            f"vanilla {_fmt_rate(strict.loc[(scope, 'vanilla')])}. Vanilla: {said['vanilla']}. GRU: {said['gru']}."
+            + (UNKNOWN_BASELINE if cells["constant"].isna().all() else ""), table))
     return c
 
 
 # ---------------------------------------------------------------------- claim 3
+RULE_3A = Rule(
+    label="(a)",
+    measure=(f"The distributions are alike: per recipe and task, over all |dloss/dθ| coefficients of every training "
+             f"example (trained models; pooled histograms, 50 bins per decade), leaving out the structural zeros "
+             f"(input-weight coefficients of symbols absent from a string, exactly 0 by construction; counted "
+             f"apart), the distance between the two cells' median |g| in decades, and the differences between "
+             f"their shares of vanishing (< {_power(GRAD_VANISH)}) and of exploding (> {_power(GRAD_EXPLODE)}) coefficients."),
+    quantities={"decades": "the medians' distance", "vanishing": "the vanishing shares' difference",
+                "exploding": "the exploding shares' difference"},
+    cases=((SUPPORTED, All((Compare("decades", "<=", GRAD_DECADES, fmt="{:g} decade(s)"),
+                            Compare("vanishing", "<", GRAD_TAIL, fmt="{:.0%}"),
+                            Compare("exploding", "<", GRAD_TAIL, fmt="{:.0%}")))),),
+    otherwise=NOT_SUPPORTED)
+RULE_3B = Rule(
+    label="(b)",
+    measure=(f"So gradients do not explain the failure: per task, the vanilla's loss of learning signal with "
+             f"distance before anything was learned, its decay: the decades between the pooled median "
+             f"||dloss_T/dh_{{T-d}}|| at d = 0 and at the largest d that at least {REACH:.0%} of the training "
+             f"strings reach under every recipe (loss_T: the loss of the step predicting the outer symbol, or the "
+             f"final E on Reber), at initialisation. The recipes where the vanilla learns (its claim-2 success "
+             f"interval above {MAJORITY:.0%}) are set against those where it fails (below). The decay after "
+             f"training is reported beside and not judged: it follows what the model learned, a consequence and not "
+             f"a cause."),
+    quantities={"most": "the largest excess of the initial decay under a recipe where the vanilla fails over "
+                        "that under one where it learns",
+                "least": "the smallest such excess"},
+    cases=((NOT_SUPPORTED, Compare("least", ">", SEPARATE, fmt="{:g} decade")),
+           (SUPPORTED, Compare("most", "<=", SEPARATE, fmt="{:g} decade"))),
+    otherwise=INCONCLUSIVE)
+
+
 def gradient_stats(rows: pd.DataFrame) -> Dict:
-    """Median and shares of vanishing / exploding |g| of the pooled histograms of ``rows``."""
+    """Median, shares of vanishing / exploding |g| and the 99th percentile of the pooled histograms
+    of ``rows``, the structural zeros (column ``structural_zeros``, where the table has it) left out."""
     h = hist.pooled(rows)
+    known = "structural_zeros" in rows.columns and rows["structural_zeros"].notna().all()
+    structural = int(rows["structural_zeros"].sum()) if known else None
+    h[0] -= structural or 0
     small, big = hist.shares(h, GRAD_VANISH, GRAD_EXPLODE)
     return {"median": hist.quantile(h, 0.5), "vanishing": float(small), "exploding": float(big),
-            "coefficients": int(h.sum()), "runs": int(rows["run_id"].nunique())}
+            "exact zeros": float(h[0] / max(h.sum(), 1)), "q99": hist.quantile_text(h, 0.99),
+            "coefficients": int(h.sum()), "structural zeros": structural, "runs": int(rows["run_id"].nunique())}
 
 
-def claim3(grads: Optional[pd.DataFrame]) -> Claim:
-    c = Claim(3, CLAIMS[3], RULES[3])
+def _structural(v: Dict, r: Dict) -> str:
+    if v["structural zeros"] is None or r["structural zeros"] is None:
+        return ("; structural zeros are not counted in this table (written before lksweep counted them): the "
+                "shares include them")
+    return (f"; left out: {v['structural zeros']:,} and {r['structural zeros']:,} structural zeros (input-weight "
+            f"coefficients of symbols absent from a string)")
+
+
+def claim3(grads: Optional[pd.DataFrame], runs: Optional[pd.DataFrame] = None,
+           claim: Optional[Claim] = None) -> Judged:
+    c = Judged(claim or CLAIMS[3])
+    rule_a, rule_b = c.claim.rules
     if grads is None:
         return c
     g = grads[grads["quantity"] == "param"]
@@ -189,17 +268,18 @@ def claim3(grads: Optional[pd.DataFrame]) -> Claim:
             continue  # e.g. Reber, where the paper trains only the vanilla cell
         table = pd.DataFrame(stats).T.rename_axis("cell").reset_index()
         v, r = stats["vanilla"], stats["gru"]
-        decades = abs(_log(v["median"]) - _log(r["median"]))
-        alike = (decades <= GRAD_DECADES and abs(v["vanishing"] - r["vanishing"]) < GRAD_TAIL
-                 and abs(v["exploding"] - r["exploding"]) < GRAD_TAIL)
+        q = {"decades": abs(_log(v["median"]) - _log(r["median"])), "vanishing": abs(v["vanishing"] - r["vanishing"]),
+             "exploding": abs(v["exploding"] - r["exploding"])}
         c.findings.append(Finding(
-            f"(a) recipe {recipe}, {task} ({stage} models)", SUPPORTED if alike else NOT_SUPPORTED,
-            f"median |g|: vanilla {v['median']:.3g}, GRU {r['median']:.3g} ({decades:.2f} decades apart); "
-            f"share < {GRAD_VANISH:g}: {v['vanishing']:.1%} vs {r['vanishing']:.1%}; "
-            f"share > {GRAD_EXPLODE:g}: {v['exploding']:.1%} vs {r['exploding']:.1%} "
-            f"({v['coefficients']:,} and {r['coefficients']:,} coefficients).", table))
-        hidden = grads[(grads["quantity"] == "hidden") & (grads["task"] == task) & (grads["recipe"] == recipe)]
-        finding = hidden_finding(hidden, f"(b) recipe {recipe}, {task}")
+            f"(a) recipe {recipe}, {task} ({stage} models)", rule_a.decide(q),
+            f"median |g|: vanilla {v['median']:.3g}, GRU {r['median']:.3g} ({q['decades']:.2f} decades apart); "
+            f"share < {_power(GRAD_VANISH)}: {v['vanishing']:.1%} vs {r['vanishing']:.1%}; "
+            f"share > {_power(GRAD_EXPLODE)}: {v['exploding']:.1%} vs {r['exploding']:.1%}; 99th percentile "
+            f"{v['q99']} vs {r['q99']} ({v['coefficients']:,} and {r['coefficients']:,} coefficients"
+            f"{_structural(v, r)}).", table))
+    hidden = grads[grads["quantity"] == "hidden"]
+    for task, h in hidden.groupby("task", sort=True):
+        finding = hidden_finding(h, runs, rule_b, f"(b) {task}")
         if finding is not None:
             c.findings.append(finding)
     return c
@@ -216,29 +296,69 @@ def reach_distance(hidden: pd.DataFrame) -> int:
     return int(n.index[n >= REACH * n.loc[0]].max())
 
 
-def hidden_finding(hidden: pd.DataFrame, scope: str) -> Optional[Finding]:
-    """Claim 3(b) on the ``hidden`` rows of one recipe and task (None without both cells and stages)."""
-    if set(hidden["cell"]) < {"vanilla", "gru"} or not {"init", "trained"} <= set(hidden["stage"]):
+def decay(hidden: pd.DataFrame, d: int) -> float:
+    """Decades between the pooled median ||dloss_T/dh|| at distance 0 and at ``d``."""
+    at = {dist: hist.quantile(hist.pooled(hidden[hidden["distance"] == dist]), 0.5) for dist in (0, d)}
+    return _log(at[0]) - _log(at[d])
+
+
+def outcome(flags: pd.Series) -> str:
+    """'learns' or 'fails' where the Wilson interval of the success rate lies above or below
+    MAJORITY, else 'undecided'."""
+    q = _interval(flags)
+    return "learns" if q["lo"] > MAJORITY else "fails" if q["hi"] < MAJORITY else "undecided"
+
+
+def hidden_finding(hidden: pd.DataFrame, runs: Optional[pd.DataFrame], rule: Rule, scope: str) -> Optional[Finding]:
+    """Claim 3(b) on the ``hidden`` rows of one task (None without both cells at initialisation)."""
+    init = hidden[hidden["stage"] == "init"]
+    recipes = sorted(r for r, g in init.groupby("recipe") if {"vanilla", "gru"} <= set(g["cell"]))
+    if not recipes:
         return None
-    d = min(reach_distance(hidden[hidden["cell"] == cell]) for cell in ("vanilla", "gru"))
+    hidden = hidden[hidden["recipe"].isin(recipes)]
+    d = min(reach_distance(g) for _, g in hidden.groupby(["recipe", "cell"]))
+    rated = None if runs is None else paper_models(runs, hidden["task"].iloc[0])
     rows = []
-    for stage in ("init", "trained"):
-        at = hidden[(hidden["stage"] == stage) & (hidden["distance"] == d)]
-        med = {cell: hist.quantile(hist.pooled(at[at["cell"] == cell]), 0.5) for cell in ("vanilla", "gru")}
-        rows.append({"stage": stage, "distance": d, "vanilla median": med["vanilla"], "GRU median": med["gru"],
-                     "decades vanilla below GRU": _log(med["gru"]) - _log(med["vanilla"])})
+    for recipe in recipes:
+        row = {"recipe": recipe, "distance": d}
+        vanilla = None if rated is None else rated[(rated["recipe"] == recipe) & (rated["cell"] == "vanilla")]
+        row["vanilla"] = "not run" if vanilla is None or vanilla.empty else outcome(success_flags(vanilla))
+        for stage in ("init", "trained"):
+            for cell in ("vanilla", "gru"):
+                rows_here = hidden[(hidden["recipe"] == recipe) & (hidden["stage"] == stage) & (hidden["cell"] == cell)]
+                row[f"{cell} decay, {stage}"] = decay(rows_here, d) if len(rows_here) else math.nan
+        rows.append(row)
     table = pd.DataFrame(rows)
-    gaps = table["decades vanilla below GRU"]
-    verdict = (SUPPORTED if (gaps <= GRAD_DECADES).all() else NOT_SUPPORTED if (gaps > GRAD_DECADES).all()
-               else INCONCLUSIVE)
-    said = "; ".join(f"{r['stage']}: vanilla {r['vanilla median']:.3g}, GRU {r['GRU median']:.3g} "
-                     f"({r['decades vanilla below GRU']:.1f} decades apart)" for r in rows)
-    return Finding(scope, verdict, f"median ||dloss_T/dh_(T-d)|| at d = {d}: {said}.", table)
+    learn = table.loc[table["vanilla"] == "learns", "vanilla decay, init"].to_numpy()
+    fail = table.loc[table["vanilla"] == "fails", "vanilla decay, init"].to_numpy()
+    diff = (fail[:, None] - learn[None, :]).ravel()
+    q = {"most": float(diff.max()) if diff.size else math.nan, "least": float(diff.min()) if diff.size else math.nan}
+    said = "; ".join(f"{r['recipe']} (vanilla {r['vanilla']}): {r['vanilla decay, init']:.2f} "
+                     f"(GRU {r['gru decay, init']:.2f}), trained {r['vanilla decay, trained']:.2f} "
+                     f"(GRU {r['gru decay, trained']:.2f})" for r in rows)
+    why = "" if diff.size else (" Not judged: no recipe here where the vanilla learns and one where it fails"
+                                + ("" if runs is not None else " (no runs table)") + ".")
+    return Finding(scope, rule.decide(q),
+                   f"decades lost by the median ||dloss_T/dh_(T-d)|| between d = 0 and d = {d}, vanilla at "
+                   f"initialisation (GRU), and after training, a consequence of what was learned: {said}.{why}", table)
 
 
 # ---------------------------------------------------------------------- claim 4
+RULE_4 = Prose(
+    f"Per init and per k, on decay rates r of log median D(l) per "
+       f"step (memory table, float64 rows; 95 % intervals [lo, hi]: t-interval over seed ensembles, or one "
+       f"ensemble's order-statistic interval; see analysis.rates). At each k measured for both cells: supported if "
+       f"the vanilla's interval lies below 0 (its D decays) and the GRU's reaches 0 or above (it does not) or its "
+       f"fastest plausible decay is at most 1/{SLOWER:g} of the vanilla's slowest (GRU lo >= vanilla hi / {SLOWER:g}); "
+       f"not supported if even the vanilla's fastest plausible decay would shrink D by less than a factor e over the "
+       f"l measured (vanilla lo >= -1/l_max: its D does not vanish there), or if both decay alike: "
+       f"the GRU's interval lies below 0 and even its slowest plausible decay is at least 1/{SLOWER:g} of the "
+       f"vanilla's fastest (GRU hi <= vanilla lo / {SLOWER:g}); inconclusive otherwise. Neighbouring k with the same "
+       f"verdict form one range, so the ranges say where the claim holds and where it fails.")
+
+
 def rate_verdict(v_lo: float, v_hi: float, g_lo: float, g_hi: float, l_max: int) -> str:
-    """Claim 4 at one k from the two cells' decay-rate intervals (RULES[4]) over l <= l_max."""
+    """Claim 4 at one k from the two cells' decay-rate intervals (RULE_4) over l <= l_max."""
     if v_lo * l_max >= -1 or (g_hi < 0 and g_hi <= v_lo / SLOWER):
         return NOT_SUPPORTED
     if v_hi < 0 and (g_hi >= 0 or g_lo >= v_hi / SLOWER):
@@ -255,8 +375,8 @@ def _tau(r) -> str:
     return f" (time constant {time_constant(r.rate):.3g} steps)" if r.hi < 0 else ""
 
 
-def claim4(memory: Optional[pd.DataFrame]) -> Claim:
-    c = Claim(4, CLAIMS[4], RULES[4])
+def claim4(memory: Optional[pd.DataFrame], claim: Optional[Claim] = None) -> Judged:
+    c = Judged(claim or CLAIMS[4])
     if memory is None:
         return c
     s = pick_dtype(decay_summary(memory))
@@ -289,7 +409,16 @@ def claim4(memory: Optional[pd.DataFrame]) -> Claim:
     return c
 
 
-def judge(tables: Tables) -> List[Claim]:
+CLAIMS = {c.number: c for c in (
+    Claim(1, "A vanilla RNN (k=5) learns Reber's grammar.", ("runs", "epochs"), (RULE_1,), claim1),
+    Claim(2, "On embedded Reber, the vanilla RNN (k=18) fails where the GRU (k=10) succeeds.",
+          ("runs", "epochs", "lengths"), (RULE_2,), claim2),
+    Claim(3, "The gradient coefficient distributions of the two cells are alike, so unstable gradients do not "
+             "explain the vanilla failure.", ("gradients", "runs"), (RULE_3A, RULE_3B), claim3),
+    Claim(4, "D(l,k) vanishes for the vanilla RNN as l grows, but not for the GRU.", ("memory",), (RULE_4,), claim4),
+)}
+
+
+def judge(tables) -> List[Judged]:
     """All four claims against an output directory's tables (``analysis.registry.Tables``)."""
-    runs = _get(tables, "runs")
-    return [claim1(runs), claim2(runs), claim3(_get(tables, "gradients")), claim4(_get(tables, "memory"))]
+    return [claim(tables) for claim in CLAIMS.values()]

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from sweeps.contract import ALPHABET, EMBEDDED, REBER_HIDDEN, REBER_OUTPUT
 
 from . import hist
+from .palette import cell_color
 from .registry import Skip, figure
 from .sec_training import by_length
 from .success import PAPER_K, is_embedded, success_flags
@@ -160,42 +161,57 @@ def gradient_histograms(grads: pd.DataFrame, task: str = "embedded-reber") -> Fi
                 share = h / max(h.sum(), 1)
                 lo, hi = hist.span(h)
                 ks = sorted(d["k"].unique())
+                structural = (f", {d['structural_zeros'].sum() / max(h.sum(), 1):.1%} structural"
+                              if "structural_zeros" in d.columns and d["structural_zeros"].notna().all() else "")
                 ax.stairs(share[2 + lo: 2 + hi], edges[lo: hi + 1], gid=f"{recipe}|{stage}|{cell}",
+                          color=cell_color(cell), linewidth=1.2,
                           label=f"{cell} k={','.join(map(str, ks))} ({int(h.sum()):,} coeffs; "
-                                f"{share[0]:.1%} exactly 0)", linewidth=1.2)
+                                f"{share[0]:.1%} exactly 0{structural})")
             ax.set_xscale("log")
             ax.set_xlabel("|dloss/dθ|")
             ax.set_ylabel("share per bin")
-            ax.set_title(f"{task}, {recipe}, {stage}", fontsize=9)
-            ax.legend(fontsize=7)
+            ax.set_title(f"{task}, {recipe}, {stage} (exact zeros, off the log axis: legend)", fontsize=9)
+            ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
 
 
 # ---------------------------------------------------------------------- rates
 def success_rates(runs: pd.DataFrame) -> Figure:
-    """Bars: success rate per (task, recipe, cell, k) across seeds, Wilson 95 % error bars.
-    Bar gid: '<task>|<recipe>|<cell>|<k>'."""
+    """Bars: success rate per (task, recipe, cell, k) across seeds, Wilson 95 % error bars, the
+    cells of a recipe side by side in their colours (``palette``); a rate of 0 shows as a line at
+    0 with its count. Bar gid: '<task>|<recipe>|<cell>|<k>'."""
     from .tables import rate_summary
     d = runs.assign(success=success_flags(runs))
     rates = rate_summary(d, ["task", "recipe", "cell", "k"], "success")
     tasks = sorted(rates["task"].unique())
-    fig = Figure(figsize=(max(5, 1.1 * rates.groupby("task").size().max() + 2) * len(tasks), 4.4))
-    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    widths = [rates[rates["task"] == t]["recipe"].nunique() for t in tasks]
+    fig = Figure(figsize=(max(7, 1.3 * sum(widths) + 2), 4.8))
+    axes = fig.subplots(1, len(tasks), squeeze=False, gridspec_kw={"width_ratios": [max(w, 2) for w in widths]})[0]
     for ax, task in zip(axes, tasks):
-        t = rates[rates["task"] == task].reset_index(drop=True)
-        x = np.arange(len(t))
-        colors = ["C0" if c == "vanilla" else "C1" if c == "gru" else "C2" for c in t["cell"]]
-        bars = ax.bar(x, t["rate"], color=colors, yerr=[t["rate"] - t["lo"], t["hi"] - t["rate"]], capsize=4)
-        for b, row in zip(bars, t.itertuples()):
-            b.set_gid(f"{row.task}|{row.recipe}|{row.cell}|{row.k}")
-            ax.text(b.get_x() + b.get_width() / 2, 0.02, f"{row.successes}/{row.n}", ha="center", fontsize=7)
-        ax.set_xticks(x, [f"{r.cell} k={r.k}\n{r.recipe.replace('+', chr(10) + '+')}" for r in t.itertuples()],
-                      fontsize=6)
-        ax.set_ylim(0, 1.05)
+        t = rates[rates["task"] == task]
+        recipes = list(dict.fromkeys(t.sort_values("recipe")["recipe"]))
+        cells = sorted(set(zip(t["cell"], t["k"])), key=lambda c: (c[0] != "vanilla", c))
+        width = 0.8 / len(cells)
+        for j, (cell, k) in enumerate(cells):
+            rows = t[(t["cell"] == cell) & (t["k"] == k)].set_index("recipe")
+            x = np.array([recipes.index(r) for r in rows.index]) + (j - (len(cells) - 1) / 2) * width
+            bars = ax.bar(x, rows["rate"], width * 0.9, color=cell_color(cell), edgecolor=cell_color(cell),
+                          linewidth=1.5, label=f"{cell} k={k}",
+                          yerr=[rows["rate"] - rows["lo"], rows["hi"] - rows["rate"]], capsize=3,
+                          error_kw={"elinewidth": 0.8, "ecolor": "0.3"})
+            for b, (recipe, row) in zip(bars, rows.iterrows()):
+                b.set_gid(f"{task}|{recipe}|{cell}|{k}")
+                ax.text(b.get_x() + b.get_width() / 2, row["hi"] + 0.02, f"{row['successes']}/{row['n']}",
+                        ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(recipes)), recipes, fontsize=8, rotation=25, ha="right", rotation_mode="anchor")
+        ax.set_ylim(-0.03, 1.15)
+        ax.set_yticks(np.linspace(0, 1, 6))
+        ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
         ax.set_ylabel("success rate (Wilson 95 %)")
         what = "outer T/P accuracy" if is_embedded(task) else "string accuracy"
-        ax.set_title(f"{task}: success = test {what} >= 95 %", fontsize=9)
+        ax.set_title(f"{task}\nsuccess: test {what} >= 95 %", fontsize=9)
+        ax.legend(fontsize=8, loc="upper left", ncols=len(cells), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -204,7 +220,8 @@ def success_rates(runs: pd.DataFrame) -> Figure:
 def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     """Training loss per epoch (the mean over the epoch's updates): median and 10-90 % band
     over seeds, one line per cell and k, one panel per (task, recipe); a run that stopped
-    carries its last value on. Dashed: the loss of the ideal predictor that knows the
+    carries its last value on (so the median is over every seed at every epoch), and a thin
+    step line on the right axis counts the runs still training. Dashed: the loss of the ideal predictor that knows the
     automaton's state, and dotted: of one that guesses the outer symbol (runs.loss_floor,
     loss_floor_guess; near 3.5 and 4.0 for the squared error on embedded Reber). The y axis
     spans the floors and twice the ideal loss (the first epochs' higher losses run off the top),
@@ -213,15 +230,23 @@ def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     if e.empty:
         raise Skip("no trained epochs")
     panels = sorted({(t, r) for t, r in zip(e["task"], e["recipe"])})
-    fig, axes = panel_grid(len(panels), 3, (5.2, 3.6))
+    fig, axes = panel_grid(len(panels), 3, (5.2, 3.8))
     for ax, (task, recipe) in zip(axes, panels):
         d = e[(e["task"] == task) & (e["recipe"] == recipe)]
+        alive_ax = ax.twinx()
         for (cell, k), dc in d.groupby(["cell", "k"], sort=True):
-            wide = dc.pivot(index="epoch", columns="run_id", values="train_loss").ffill()
+            wide = dc.pivot(index="epoch", columns="run_id", values="train_loss")
+            alive = wide.notna()[::-1].cummax()[::-1].sum(axis=1)       # runs with an epoch here or later
+            wide = wide.ffill()
             q = wide.quantile([0.1, 0.5, 0.9], axis=1).T
-            line, = ax.plot(q.index, q[0.5], label=f"{cell} k={k} ({wide.shape[1]} seeds)",
-                            gid=f"{task}|{recipe}|{cell}|{k}")
-            ax.fill_between(q.index, q[0.1], q[0.9], color=line.get_color(), alpha=0.15, linewidth=0)
+            ax.plot(q.index, q[0.5], color=cell_color(cell), label=f"{cell} k={k} ({wide.shape[1]} seeds)",
+                    gid=f"{task}|{recipe}|{cell}|{k}")
+            ax.fill_between(q.index, q[0.1], q[0.9], color=cell_color(cell), alpha=0.15, linewidth=0)
+            alive_ax.step(alive.index, alive, where="post", color=cell_color(cell), linewidth=0.7, alpha=0.6,
+                          gid=f"alive|{task}|{recipe}|{cell}|{k}")
+        alive_ax.set_ylim(0, None)
+        alive_ax.set_ylabel("runs still training (thin steps)", fontsize=7)
+        alive_ax.tick_params(labelsize=7)
         r = runs[(runs["task"] == task) & (runs["recipe"] == recipe)]
         if len(r):
             floor = r["loss_floor"].median()
@@ -232,7 +257,7 @@ def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
             ax.set_ylim(min(0.9 * floor, d["train_loss"].min()), 2 * floor)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"training {d['loss'].iloc[0]} per string")
-        ax.set_title(f"{task}, {recipe}: median, 10-90 %", fontsize=9)
+        ax.set_title(f"{task}, {recipe}: median, 10-90 %\n(stopped runs carried at their last loss)", fontsize=8)
         ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
@@ -252,18 +277,18 @@ def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
     fig, axes = panel_grid(len(panels), 2, (6, 3.8))
     for ax, (task, recipe) in zip(axes, panels):
         d = g[(g["task"] == task) & (g["recipe"] == recipe)]
-        for i, ((cell, k), dc) in enumerate(d.groupby(["cell", "k"], sort=True)):
+        for (cell, k), dc in d.groupby(["cell", "k"], sort=True):
             for stage in ("trained", "init"):
                 ds = dc[dc["stage"] == stage]
                 if ds.empty:
                     continue
                 q = hist.pooled_quantiles(ds, "distance", (0.1, 0.5, 0.9))
-                ax.plot(q.index, q[0.5], marker="." if stage == "trained" else None, color=f"C{i}",
+                ax.plot(q.index, q[0.5], marker="." if stage == "trained" else None, color=cell_color(cell),
                         linestyle="-" if stage == "trained" else "--", label=f"{cell} k={k}, {stage}",
                         gid=f"{task}|{recipe}|{cell}|{k}|{stage}")
                 if stage == "trained":
                     ax.fill_between(q.index, np.maximum(q[0.1], 1e-20), np.maximum(q[0.9], 1e-20),
-                                    color=f"C{i}", alpha=0.15, linewidth=0)
+                                    color=cell_color(cell), alpha=0.15, linewidth=0)
         ax.set_yscale("log")
         ax.set_xlabel("distance d = T - t")
         ax.set_ylabel("||dloss_T / dh_{T-d}||")
@@ -276,20 +301,35 @@ def gradient_vs_distance(grads: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------------- dependency length
 def outer_by_length(table: pd.DataFrame) -> Figure:
     """Test outer T/P accuracy of the selected models against the dependency length (bucketed
-    inner-string length; ``sec_training.by_length``), pooled over seeds: one panel per recipe,
-    one line per cell and k; 50 % is guessing. Line gid: '<recipe>|<cell>|<k>'."""
+    inner-string length; ``sec_training.by_length``), pooled over seeds, with Wilson 95 %
+    intervals: one panel per recipe, one line per cell and k; the dotted line is the best
+    constant prediction of the same strings per bucket (where the tables give it, else 0.5,
+    labelled as such). Line gid: '<recipe>|<cell>|<k>'; baseline gid: 'constant|<recipe>'."""
     recipes = list(dict.fromkeys(table["recipe"]))
-    fig, axes = panel_grid(len(recipes), 3, (4.6, 3.4))
+    fig, axes = panel_grid(len(recipes), 3, (4.6, 3.6))
     for ax, recipe in zip(axes, recipes):
-        for (cell, k), g in table[table["recipe"] == recipe].groupby(["cell", "k"], sort=True):
-            ax.plot(range(len(g)), g["outer_accuracy"], marker="o", label=f"{cell} k={k}", gid=f"{recipe}|{cell}|{k}")
-            ax.set_xticks(range(len(g)), g["bucket"], fontsize=7)
-        ax.axhline(0.5, color="k", linestyle=":", linewidth=0.8)
+        r = table[table["recipe"] == recipe]
+        buckets = list(dict.fromkeys(r["bucket"]))
+        for (cell, k), g in r.groupby(["cell", "k"], sort=True):
+            x = [buckets.index(b) for b in g["bucket"]]
+            acc = g["outer_accuracy"].to_numpy(float)
+            lo, hi = g["lo"].to_numpy(float), g["hi"].to_numpy(float)
+            line, _, _ = ax.errorbar(x, acc, yerr=np.maximum(0, [acc - lo, hi - acc]), marker="o",
+                                     markersize=4, capsize=2, color=cell_color(cell), label=f"{cell} k={k}")
+            line.set_gid(f"{recipe}|{cell}|{k}")
+        baseline = r.groupby("bucket", sort=False)["constant"].max().reindex(buckets)
+        if baseline.notna().all():
+            ax.plot(range(len(buckets)), baseline, color="k", linestyle=":", marker="_", linewidth=1,
+                    label="best constant prediction", gid=f"constant|{recipe}")
+        else:
+            ax.axhline(0.5, color="k", linestyle=":", linewidth=0.8, label="0.5 (constant baseline not in tables)",
+                       gid=f"constant|{recipe}")
+        ax.set_xticks(range(len(buckets)), buckets, fontsize=7)
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("inner-string length")
-        ax.set_ylabel("test outer accuracy")
+        ax.set_ylabel("test outer accuracy (Wilson 95 %)")
         ax.set_title(recipe, fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, loc="lower left")
     fig.tight_layout()
     return fig
 

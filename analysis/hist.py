@@ -31,6 +31,13 @@ def quantile(h: np.ndarray, q: float) -> float:
     return S.quantile(h, q)
 
 
+def quantile_text(h: np.ndarray, q: float) -> str:
+    """The ``q``-quantile of ``h`` for the page: '>= 1e+08 (beyond the histogram)' where it falls
+    beyond the layout's top, where the number is only a bound."""
+    v = S.quantile(h, q)
+    return f">= {v:.0e} (beyond the histogram)" if S.beyond(h, q) else f"{v:.3g}"
+
+
 def pooled_quantiles(rows: pd.DataFrame, by: str, qs: Sequence[float]) -> pd.DataFrame:
     """Quantiles of the pooled histogram of each ``by`` value: index ``by``, one column per q."""
     out = {}

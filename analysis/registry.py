@@ -78,7 +78,7 @@ def figure(name: str, title: str, claims: Tuple[int, ...] = (), section: str = "
 @dataclass
 class Section:
     """What a section of the report states: paragraphs of text with the numbers, findings
-    (``analysis.claims.Finding``: a scope, a verdict and a sentence, with its table) and tables."""
+    (``analysis.rules.Finding``: a scope, a verdict and a sentence, with its table) and tables."""
 
     paragraphs: List[str] = field(default_factory=list)
     findings: List = field(default_factory=list)

@@ -20,13 +20,13 @@ from . import claims as C
 from . import origin, sec_training  # noqa: F401  (they register their sections)
 from .figures import FIGURES, Result, destination, write_figures
 from .registry import SECTIONS, Skip, Tables
+from .rules import Finding, Judged, Verdict
 from .tables import NoData, available, provenance
 
-# The tables each claim's rule reads (analysis.claims.judge): a verdict drawn while one of them
-# is still being written says "partial: N of M groups" beside it.
-CLAIM_TABLES = {1: ("runs",), 2: ("runs",), 3: ("gradients",), 4: ("memory",)}
-
-COLORS = {C.SUPPORTED: "#1b7f3b", C.NOT_SUPPORTED: "#b3261e", C.INCONCLUSIVE: "#a86b00", C.NOT_MEASURED: "#666"}
+AMBER = "#a86b00"
+COLORS = {Verdict.SUPPORTED: "#1b7f3b", Verdict.NOT_SUPPORTED: "#b3261e", Verdict.INCONCLUSIVE: AMBER,
+          Verdict.MORE_SEEDS: AMBER, Verdict.LONGER: AMBER, Verdict.CHAOTIC: "#6a3d9a", Verdict.NOT_MEASURED: "#666",
+          **sec_training.EFFECT_COLORS}
 TEMPLATE = jinja2.Environment(loader=jinja2.PackageLoader("analysis", "templates"),
                               autoescape=True, undefined=jinja2.StrictUndefined).get_template("report.html")
 
@@ -84,24 +84,24 @@ def partial_note(partial: Dict[str, tuple], tables: Iterable[str]) -> str:
     return "; ".join(f"partial: {partial[t][0]} of {partial[t][1]} {t} groups" for t in sorted(set(tables)) if t in partial)
 
 
-def context(out: str, results: List[Result], claims: List[C.Claim], tables: Tables) -> Dict:
+def context(out: str, results: List[Result], claims: List[Judged], tables: Tables) -> Dict:
     """Everything the template shows; the sections read ``tables`` (DIR's)."""
     prov = provenance(out)
     by_name = {r.name: r for r in results}
     shown: set = set()
 
-    def finding(f: C.Finding, partial: str = "") -> Dict:
-        return {"scope": f.scope, "verdict": f.verdict, "summary": f.summary, "table": frame(f.table),
-                "partial": partial if f.verdict != C.NOT_MEASURED else ""}
+    def finding(f: Finding, partial: str = "") -> Dict:
+        return {"scope": f.scope, "verdict": str(f.verdict), "color": COLORS[f.verdict], "summary": f.summary,
+                "table": frame(f.table), "partial": partial if f.verdict != Verdict.NOT_MEASURED else ""}
 
     def figures_where(placed_here) -> List[Dict]:
         return [figure_entry(by_name[f.name], shown) for f in FIGURES if placed_here(f) and f.name in by_name]
 
     page_claims = []
     for c in claims:
-        missing = [C.Finding("—", C.NOT_MEASURED, "the tables this claim needs are missing.")]
+        missing = [Finding("—", Verdict.NOT_MEASURED, "the tables this claim needs are missing.")]
         figures = figures_where(lambda f, n=c.number: n in f.claims)
-        partial = partial_note(prov["partial"], CLAIM_TABLES.get(c.number, ()))
+        partial = partial_note(prov["partial"], c.tables)
         page_claims.append({"number": c.number, "statement": c.statement, "rule": c.rule,
                             "findings": [finding(f, partial) for f in c.findings],
                             "glance": [finding(f, partial) for f in (c.findings or missing)], "figures": figures})
@@ -120,7 +120,9 @@ def context(out: str, results: List[Result], claims: List[C.Claim], tables: Tabl
     planned = prov["planned"]
     store = Store(out)
     return {
-        "name": store.root.rsplit("/", 1)[-1], "out": store.display(), "css": CSS, "colors": COLORS,
+        "name": store.root.rsplit("/", 1)[-1], "out": store.display(), "css": CSS,
+        "verdicts": [(v.value, COLORS[v]) for v in Verdict],
+        "not_measured": (Verdict.NOT_MEASURED.value, COLORS[Verdict.NOT_MEASURED]),
         "generated": datetime.datetime.now().isoformat(timespec="seconds"), "tables": available(out),
         "claims": page_claims, "data_checks": data_checks(tables), "sections": sections,
         "other_figures": [figure_entry(r, shown) for r in results if r.name not in shown],

@@ -4,24 +4,56 @@ recipe decides whether the vanilla cell learns the outer symbol (``ingredients``
 accuracy against the length of the dependency (``lengths``). They read the ``runs`` and
 ``lengths`` tables; scores are the selected models' on the test set.
 """
+from enum import Enum
 from itertools import combinations
+from typing import Optional
 
+import numpy as np
 import pandas as pd
 
-from .claims import MAJORITY, Finding
+from .claims import MAJORITY
 from .registry import Section, Skip, Tables, section
-from .success import INGREDIENTS, OUTER_SUCCESS, SETTINGS, paper_models, success_flags
-from .tables import rate_summary
+from .rules import Finding
+from .success import (
+    INGREDIENTS,
+    OUTER_SUCCESS,
+    SETTINGS,
+    halvings,
+    paper_models,
+    success_flags,
+)
+from .tables import mcnemar, wilson
 
-DECIDES, CONTRIBUTES, NOT_SHOWN = "decides", "contributes", "no effect shown"
+
+class Effect(str, Enum):
+    """What one ingredient does to whether a cell learns the outer symbol (INGREDIENT_RULE)."""
+    DECIDES = "decides"
+    CONTRIBUTES = "contributes"
+    NOT_SHOWN = "no effect shown"
+    SCHEDULE = "not shown: the schedule stopped the runs"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DECIDES, CONTRIBUTES, NOT_SHOWN, SCHEDULE = Effect.DECIDES, Effect.CONTRIBUTES, Effect.NOT_SHOWN, Effect.SCHEDULE
+EFFECT_COLORS = {DECIDES: "#1b7f3b", CONTRIBUTES: "#3d7fb3", NOT_SHOWN: "#666", SCHEDULE: "#a86b00"}
+ALPHA = 0.05              # a paired difference counts when the exact McNemar p-value is below this
+HALVED = 3                # a run stopped by the tolerance rule after at least this many lr halvings ...
+SCHEDULED = 0.5           # ... for more than this share of the losing level's failed runs: the schedule stopped them
 INGREDIENT_RULE = (
     f"Over the embedded-Reber runs of vanilla k=18 and GRU k=10 (a run succeeds when the test outer T/P accuracy "
     f"of its selected model is >= {OUTER_SUCCESS:.0%}), every pair of recipes that differ in one ingredient only "
     f"(same protocol, other ingredients and settings; an optimizer brings its own default learning rate) is a "
-    f"comparison. An ingredient decides whether a cell learns the outer symbol if in every comparison one level's "
-    f"Wilson 95 % interval of the success rate lies above {MAJORITY:.0%} and the other's below, the same level "
-    f"winning each time; it contributes if in every comparison the same level's interval lies entirely above the "
-    f"other's; otherwise no effect is shown (the intervals overlap somewhere, or the winner changes).")
+    f"comparison. The recipes share seeds, hence initial weights and strings, so each comparison is paired: over "
+    f"the seeds both ran, the discordant seeds (one level succeeds, the other fails) and the exact McNemar test. "
+    f"A level is better when it wins more discordant seeds with p < {ALPHA:g}. An ingredient decides whether a cell "
+    f"learns the outer symbol if the same level is better in every comparison and each time its Wilson 95 % "
+    f"interval of the success rate lies above {MAJORITY:.0%} and the other's below; it contributes if the same "
+    f"level is better in every comparison; but if in a comparison more than {SCHEDULED:.0%} of the worse level's "
+    f"failed runs were stopped by the protocol's tolerance rule after their learning rate had been halved at "
+    f"least {HALVED} times, the schedule stopped them, not shown to be the ingredient itself: "
+    f"'{SCHEDULE}'; otherwise no effect is shown.")
 AUTHORS_EPOCHS = 1000     # the authors' epoch cap (their notebooks), beside their 1e-5 stopping rule
 PROTOCOL = (
     "The paper protocol is the authors' code (their notebooks): N(0,1) weights, zero-initialised biases where they "
@@ -96,48 +128,102 @@ def rated(runs: pd.DataFrame) -> pd.DataFrame:
     return d.assign(success=success_flags(d))
 
 
-def comparisons(d: pd.DataFrame) -> pd.DataFrame:
+def stops(runs: pd.DataFrame, epochs: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """Per run (index run_id): its stop_reason and how many times its learning rate was lowered
+    (``success.halvings`` of the epochs table; NaN without one)."""
+    halved = halvings(epochs) if epochs is not None else pd.Series(dtype=float)
+    return pd.DataFrame({"stop_reason": runs["stop_reason"].to_numpy(),
+                         "halvings": halved.reindex(runs["run_id"]).to_numpy()}, index=runs["run_id"].to_numpy())
+
+
+def stopped(runs: pd.DataFrame, how: pd.DataFrame) -> str:
+    """What stopped ``runs`` (their stop reasons, and the lr halvings of those the tolerance rule
+    stopped), as a phrase."""
+    h = how.loc[runs["run_id"]]
+    said = ", ".join(f"{n} {reason}" for reason, n in h["stop_reason"].value_counts().items())
+    tol = h[h["stop_reason"] == "converged"]["halvings"].dropna()
+    if len(tol):
+        span = f"{int(tol.min())}" if tol.min() == tol.max() else f"{int(tol.min())}-{int(tol.max())}"
+        said += f"; the converged ones after {span} lr halving(s)"
+    return said
+
+
+def comparisons(d: pd.DataFrame, epochs: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Every pair of recipes that differ in one ingredient only, per cell: one row each with the
-    two levels, their success counts and Wilson intervals, and the level whose interval lies
-    entirely above the other's (``better``, None if they overlap) and whether that is a flip
-    across MAJORITY."""
+    two levels, their success counts and Wilson intervals, the seeds both ran, the discordant
+    seeds each way (``a only``, ``b only``) and the exact McNemar p-value, the level that wins
+    (``better``, None unless p < ALPHA), whether that is a flip across MAJORITY, what stopped
+    the worse level's failed runs and whether the schedule did (``scheduled``)."""
     key = ["protocol", *INGREDIENTS, *[c for c in SETTINGS if c != "lr"]]
-    rates = rate_summary(d, [*key, "cell", "k", "recipe"], "success")
+    how = stops(d, epochs)
     rows = []
     for x in INGREDIENTS:
-        for _, g in rates.groupby([c for c in key if c != x] + ["cell"], sort=True, dropna=False):
-            for (_, a), (_, b) in combinations(g.sort_values(x, key=lambda s: s.astype(str)).iterrows(), 2):
-                better = a if a.lo > b.hi else b if b.lo > a.hi else None
-                worse = None if better is None else b if better is a else a
-                rows.append({"ingredient": x, "cell": a.cell, "k": a.k, "level a": a[x], "level b": b[x],
-                             "recipe a": a.recipe, "recipe b": b.recipe,
-                             "success a": _interval(a), "success b": _interval(b),
-                             "better": None if better is None else better[x],
-                             "flip": better is not None and better.lo > MAJORITY and worse.hi < MAJORITY})
+        for _, g in d.groupby([c for c in key if c != x] + ["cell", "k"], sort=True, dropna=False):
+            levels = sorted(g.groupby("recipe", sort=True), key=lambda r: str(r[1][x].iloc[0]))
+            for (ra, a), (rb, b) in combinations(levels, 2):
+                if a[x].iloc[0] == b[x].iloc[0]:
+                    continue
+                pair = a.merge(b, on="seed", suffixes=(" a", " b"))
+                a_only = int((pair["success a"] & ~pair["success b"]).sum())
+                b_only = int((pair["success b"] & ~pair["success a"]).sum())
+                p = mcnemar(a_only, b_only)
+                better = None if p >= ALPHA or a_only == b_only else "a" if a_only > b_only else "b"
+                win, lose = {"a": (a, b), "b": (b, a), None: (None, None)}[better]
+                flip = better is not None and _lo(win) > MAJORITY and _hi(lose) < MAJORITY
+                failed = None if lose is None else lose[~lose["success"]]
+                scheduled = failed is not None and len(failed) > 0 and (
+                    ((how.loc[failed["run_id"], "stop_reason"] == "converged")
+                     & (how.loc[failed["run_id"], "halvings"] >= HALVED)).mean() > SCHEDULED)
+                rows.append({"ingredient": x, "cell": a["cell"].iloc[0], "k": a["k"].iloc[0],
+                             "level a": a[x].iloc[0], "level b": b[x].iloc[0], "recipe a": ra, "recipe b": rb,
+                             "success a": _interval(a), "success b": _interval(b), "paired seeds": len(pair),
+                             "a only": a_only, "b only": b_only, "p (McNemar)": p,
+                             "better": None if better is None else win[x].iloc[0], "flip": flip,
+                             "worse stopped": "" if failed is None or failed.empty else stopped(failed, how),
+                             "scheduled": scheduled})
     return pd.DataFrame(rows, columns=["ingredient", "cell", "k", "level a", "level b", "recipe a", "recipe b",
-                                       "success a", "success b", "better", "flip"])
+                                       "success a", "success b", "paired seeds", "a only", "b only", "p (McNemar)",
+                                       "better", "flip", "worse stopped", "scheduled"])
 
 
-def ingredient_verdict(comps: pd.DataFrame) -> str:
+def _lo(runs: pd.DataFrame) -> float:
+    return wilson(int(runs["success"].sum()), len(runs))[0]
+
+
+def _hi(runs: pd.DataFrame) -> float:
+    return wilson(int(runs["success"].sum()), len(runs))[1]
+
+
+def ingredient_verdict(comps: pd.DataFrame) -> Effect:
     """The rule (INGREDIENT_RULE) on one ingredient's comparisons for one cell."""
     if len(comps) == 0 or comps["better"].isna().any() or comps["better"].nunique() != 1:
         return NOT_SHOWN
+    if comps["scheduled"].any():
+        return SCHEDULE
     return DECIDES if comps["flip"].all() else CONTRIBUTES
 
 
-def _interval(r) -> str:
-    """A rate_summary row as 'successes/n [lo, hi]'."""
-    return f"{int(r.successes)}/{int(r.n)} [{r.lo:.0%}, {r.hi:.0%}]"
+def _interval(g: pd.DataFrame) -> str:
+    """A cell's success over the runs ``g``, as 'successes/n [lo, hi]'."""
+    lo, hi = wilson(int(g["success"].sum()), len(g))
+    return f"{int(g['success'].sum())}/{len(g)} [{lo:.0%}, {hi:.0%}]"
 
 
 def _rate(g: pd.DataFrame, column: str) -> str:
-    return _interval(rate_summary(g.assign(flag=g[column].astype(bool)), ["cell"], "flag").iloc[0])
+    return _interval(g.assign(success=g[column].astype(bool)))
+
+
+def _optional(t: Tables, table: str) -> Optional[pd.DataFrame]:
+    try:
+        return t.get(table)
+    except Skip:
+        return None
 
 
 @section("ingredients", "What decides whether the vanilla cell learns the outer symbol")
 def ingredients(t: Tables) -> Section:
     d = rated(t.get("runs"))
-    comps = comparisons(d)
+    comps = comparisons(d, _optional(t, "epochs"))
     recipes = []
     for recipe, g in d.groupby("recipe", sort=True):
         row = {"recipe": recipe, **{x: g[x].iloc[0] for x in INGREDIENTS}}
@@ -150,7 +236,10 @@ def ingredients(t: Tables) -> Section:
     for (cell, x), g in comps.groupby(["cell", "ingredient"], sort=True):
         verdict = verdicts.setdefault(cell, {})[x] = ingredient_verdict(g)
         said = "; ".join(f"{r['level a']} {r['success a']} vs {r['level b']} {r['success b']}"
-                         f" ({r['recipe a']} vs {r['recipe b']})" for _, r in g.iterrows())
+                         f" ({r['recipe a']} vs {r['recipe b']}; over {r['paired seeds']} paired seeds "
+                         f"{r['a only']}-{r['b only']} discordant, McNemar p = {r['p (McNemar)']:.2g})"
+                         + (f"; the worse level's failed runs stopped: {r['worse stopped']}" if r["worse stopped"] else "")
+                         for _, r in g.iterrows())
         s.findings.append(Finding(f"{x}, {cell} k={g['k'].iloc[0]}", verdict, f"success: {said}.",
                                   g.drop(columns=["ingredient", "cell", "k"])))
     if not verdicts:
@@ -172,14 +261,19 @@ def _headline(cell: str, verdicts, comps: pd.DataFrame) -> str:
     name = "the vanilla cell" if cell == "vanilla" else f"the {cell.upper() if cell == 'gru' else cell} cell"
     decide = [x for x, v in verdicts.items() if v == DECIDES]
     contribute = [x for x, v in verdicts.items() if v == CONTRIBUTES]
+    scheduled = "".join(f" With the {loser(x)} {x}, {name} fails more often, but the "
+                        f"protocol's schedule stopped those runs (tolerance rule after repeated lr halvings): that "
+                        f"the {x} itself decides is not shown." for x, v in verdicts.items() if v == SCHEDULE)
     if decide:
         return (f"Whether {name} learns the outer symbol is decided by the "
                 + " and the ".join(f"{x} (with {winner(x)} it learns it, with {loser(x)} it does not)" for x in decide)
-                + (f"; the {' and the '.join(contribute)} contribute(s)" if contribute else "") + ".")
+                + (f"; the {' and the '.join(contribute)} contribute(s)" if contribute else "") + "." + scheduled)
     if contribute:
         return (f"No single ingredient decides whether {name} learns the outer symbol; the "
-                + " and the ".join(f"{x} contributes ({winner(x)} is better every time)" for x in contribute) + ".")
-    return f"No ingredient compared here changes whether {name} learns the outer symbol beyond what the intervals tell."
+                + " and the ".join(f"{x} contributes ({winner(x)} is better every time)" for x in contribute)
+                + "." + scheduled)
+    return (f"No ingredient compared here changes whether {name} learns the outer symbol beyond what the paired "
+            f"tests tell." + scheduled)
 
 
 def bucket(length: int) -> str:
@@ -192,17 +286,25 @@ def bucket(length: int) -> str:
 def by_length(t: Tables) -> pd.DataFrame:
     """Test outer accuracy of the selected models by dependency length (inner-string length,
     bucketed), pooled over seeds: one row per (recipe, cell, k, bucket) with the strings
-    counted, the correct ones and their share."""
+    counted, the correct ones, their share with its Wilson 95 % interval (lo, hi; on the pooled
+    strings, which the seeds share), and ``constant``, the share the best constant prediction of
+    the same strings scores (the commoner outer symbol's; NaN where the lengths table has no
+    ``outer_T``)."""
     runs = rated(t.get("runs"))
     lengths = t.get("lengths")
     d = lengths[lengths["run_id"].isin(runs["run_id"])]
     if d.empty:
         raise Skip("no dependency-length rows for the paper's embedded-Reber models")
-    d = d.assign(bucket=d["length"].map(bucket), order=d["length"].map(lambda n: min(n, BUCKETS[-1][0])))
+    d = d.assign(bucket=d["length"].map(bucket), order=d["length"].map(lambda n: min(n, BUCKETS[-1][0])),
+                 outer_T=d["outer_T"] if "outer_T" in d.columns else np.nan)
     g = d.groupby(["recipe", "cell", "k", "bucket"], sort=False).agg(
-        first=("order", "min"), n=("n", "sum"), correct=("outer_correct", "sum"), runs=("run_id", "nunique"))
-    g = g.reset_index().sort_values(["recipe", "cell", "first"]).drop(columns="first")
-    return g.assign(outer_accuracy=g["correct"] / g["n"]).reset_index(drop=True)
+        first=("order", "min"), n=("n", "sum"), correct=("outer_correct", "sum"), runs=("run_id", "nunique"),
+        outer_T=("outer_T", lambda s: s.sum(min_count=len(s))))
+    g = g.reset_index().sort_values(["recipe", "cell", "first"]).drop(columns="first").reset_index(drop=True)
+    interval = [wilson(int(c), int(n)) for c, n in zip(g["correct"], g["n"])]
+    share_t = g.pop("outer_T") / g["n"]
+    return g.assign(outer_accuracy=g["correct"] / g["n"], lo=[i[0] for i in interval], hi=[i[1] for i in interval],
+                    constant=np.maximum(share_t, 1 - share_t))
 
 
 @section("lengths", "Outer accuracy by dependency length")
@@ -216,10 +318,26 @@ def lengths_section(t: Tables) -> Section:
     for (recipe, _, _), rows in per_run:
         said = ", ".join(f"{b}: {n}" for b, n in zip(rows["bucket"], rows["n"]))
         counts.setdefault(said, []).append(recipe)
+    tables = [wide]
+    if g["constant"].notna().any():
+        # one row per test set: the recipes that share it share its baseline
+        buckets = list(dict.fromkeys(g["bucket"]))
+        baseline = g.pivot_table(index="recipe", columns="bucket", values="constant", sort=False)[buckets]
+        shared = baseline.reset_index().groupby(buckets, sort=False)["recipe"].agg(", ".join)
+        tables.append(shared.reset_index().rename(columns={"recipe": "best constant prediction, test set of"}))
+        guess = ("A cell that predicts one outer symbol for every string scores the share of that symbol among "
+                 "the bucket's strings, at best the commoner one's (the second table, and the dotted line of the "
+                 "figure): that, not 50 %, is the baseline.")
+    else:
+        guess = ("The constant-prediction baseline of each bucket is not in these tables (written before lksweep "
+                 "recorded the sets' composition): a cell that predicts one outer symbol scores that symbol's share "
+                 "of the bucket's strings, which may be far from 50 % in a small bucket.")
     return Section(paragraphs=[
         "Test outer T/P accuracy of each run's selected model against the length of the inner Reber string the "
-        "outer symbol must be carried across, pooled over seeds (correct predictions / strings). A cell that "
-        "guesses scores about 50 % at every length; one that carries the symbol, about 100 %; one that forgets "
-        "with distance, less and less as strings grow. Test strings per run in each bucket: "
+        "outer symbol must be carried across, pooled over seeds (correct predictions / strings; the figure's "
+        "intervals are Wilson 95 % on these pooled counts: the seeds share the strings, so they show the "
+        "strings' sampling, not the spread between seeds). " + guess + " A cell that carries the symbol scores "
+        "about 100 % at every length; one that forgets with distance, less and less as strings grow. Test strings "
+        "per run in each bucket: "
         + "; ".join(f"{said} ({', '.join(dict.fromkeys(recipes))})" for said, recipes in counts.items()) + "."],
-        tables=[wide])
+        tables=tables)

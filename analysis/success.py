@@ -1,6 +1,8 @@
 """What counts as a training success, which models are the paper's, and which runs may be
 judged together: shared by the claims, the sections and the figures, so all judge a run the
 same way."""
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
@@ -46,3 +48,75 @@ def paper_models(runs: pd.DataFrame, task: str) -> pd.DataFrame:
     k=10 on embedded Reber), ``scoped``."""
     d = runs[runs["task"] == task]
     return scoped(d[[PAPER_K.get((task, c)) == k for c, k in zip(d["cell"], d["k"])]])
+
+
+# ---------------------------------------------------------------------- the constant-prediction baseline
+def outer_score(runs: pd.DataFrame, which: str = "test") -> pd.Series:
+    """Per run: the outer accuracy on set ``which`` (train, val or test) of the selected model."""
+    return runs["outer_accuracy" if which == "test" else f"{which}_outer_accuracy"]
+
+
+def constant_share(runs: pd.DataFrame, lengths: Optional[pd.DataFrame] = None, which: str = "test") -> pd.Series:
+    """Per run (indexed like ``runs``): the outer accuracy of the best constant prediction (always T,
+    or always P) on its set ``which``: the runs table's ``<which>_constant_outer`` where it has
+    one, else, for the test set, the ``lengths`` table's ``outer_T`` summed over lengths; NaN
+    where the tables do not say (written before lksweep recorded the sets' composition)."""
+    column = f"{which}_constant_outer"
+    if column in runs.columns:
+        return runs[column].astype(float)
+    if which == "test" and lengths is not None and "outer_T" in lengths.columns:
+        t = lengths.groupby("run_id")[["outer_T", "n"]].sum()
+        share = (t["outer_T"] / t["n"]).reindex(runs["run_id"]).to_numpy()
+        return pd.Series(np.maximum(share, 1 - share), index=runs.index)
+    return pd.Series(np.nan, index=runs.index)
+
+
+def predicts_constant(runs: pd.DataFrame, lengths: Optional[pd.DataFrame] = None) -> pd.Series:
+    """Per run: True where its test outer accuracy is exactly what a constant prediction scores:
+    at every dependency length, its correct outer symbols are the strings with outer T, or at
+    every length those with outer P (``lengths.outer_T``); without that column, where its test
+    outer accuracy is the share of T or of P in the test set (within half a string). NaN where
+    the tables give neither."""
+    if lengths is not None and "outer_T" in lengths.columns:
+        d = lengths[lengths["run_id"].isin(runs["run_id"])]
+        all_t = (d["outer_correct"] == d["outer_T"]).groupby(d["run_id"]).all()
+        all_p = (d["outer_correct"] == d["n"] - d["outer_T"]).groupby(d["run_id"]).all()
+        return (all_t | all_p).reindex(runs["run_id"]).set_axis(runs.index).astype(object)
+    share = constant_share(runs, lengths)
+    half = 0.5 / runs["n_test"]
+    acc = outer_score(runs)
+    at = ((acc - share).abs() < half) | ((acc - (1 - share)).abs() < half)
+    return at.astype(object).where(share.notna(), np.nan)
+
+
+# ---------------------------------------------------------------------- the training budget
+RISE_WINDOW = 0.2     # the last fifth of a run's epochs ...
+RISE = 0.01           # ... raised its best validation score by more than this: still improving at the stop
+
+
+def validation_score(task: str) -> str:
+    """The epochs table's column a run's success is judged on, on the validation set."""
+    return "val_outer_accuracy" if is_embedded(task) else "val_string_accuracy"
+
+
+def still_improving(runs: pd.DataFrame, epochs: Optional[pd.DataFrame]) -> pd.Series:
+    """Per run (indexed like ``runs``): True where the run was stopped by its epoch cap
+    (stop_reason max_epochs) while its validation score (outer accuracy on embedded Reber,
+    string accuracy on Reber) was still rising: its best over the last RISE_WINDOW of its
+    epochs exceeds its best before them by more than RISE. NaN without an epochs table."""
+    if epochs is None:
+        return pd.Series(np.nan, index=runs.index, dtype=object)
+    rising = {}
+    for run_id, e in epochs[epochs["run_id"].isin(runs["run_id"])].groupby("run_id", sort=False):
+        score = e.sort_values("epoch")[validation_score(e["task"].iloc[0])].to_numpy(float)
+        cut = int(np.ceil(len(score) * (1 - RISE_WINDOW)))
+        rising[run_id] = 0 < cut < len(score) and np.nanmax(score[cut:]) > np.nanmax(score[:cut]) + RISE
+    capped = (runs["stop_reason"] == "max_epochs").to_numpy()
+    return pd.Series([bool(c and rising.get(r, False)) for c, r in zip(capped, runs["run_id"])], index=runs.index)
+
+
+def halvings(epochs: pd.DataFrame) -> pd.Series:
+    """Per run_id: how many times its learning rate was lowered (epochs whose lr is below the
+    previous epoch's)."""
+    e = epochs.sort_values(["run_id", "epoch"])
+    return (e["lr"] < e.groupby("run_id")["lr"].shift()).groupby(e["run_id"]).sum().astype(int)

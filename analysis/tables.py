@@ -21,6 +21,9 @@ Intervals (all two-sided, 95 % by default):
   The column ``ci_method`` says which was used. D is non-negative: ``ci_lo`` is clipped at 0.
 - Accuracies across training seeds (:func:`mean_ci`): Student-t interval over seeds.
 - Success rates (:func:`wilson`): Wilson score interval for x successes out of n.
+- Two recipes run on the same seeds (so the same initial weights and strings) are compared
+  paired (:func:`mcnemar`): the exact McNemar test on the seeds where one succeeds and the other
+  does not.
 
 No SciPy: the Student-t quantile is computed here (:func:`t_quantile`) from the closed
 form of the t CDF for integer degrees of freedom, inverted by bisection.
@@ -281,6 +284,17 @@ def wilson(successes: int, n: int, level: float = 0.95):
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mcnemar(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs (one succeeds, the
+    other fails; and the reverse): under no difference each discordant pair goes either way with
+    probability 1/2, so p = min(1, 2 P(X <= min(b, c))) for X ~ Binomial(b + c, 1/2); 1 if none."""
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {b} and {c}")
+    n = b + c
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 # ---------------------------------------------------------------------- aggregation

@@ -22,7 +22,11 @@ def write_sealed(out, table, name, t: pa.Table, job="training"):
 
 
 def _write(out, table, run_id, rows):
-    write_sealed(out, table, run_id, pa.Table.from_pylist(rows, schema=SCHEMAS[table]))
+    """``rows`` under the job's schema; keys it does not have become extra columns."""
+    t = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+    for extra in dict.fromkeys(k for r in rows for k in r if k not in SCHEMAS[table].names):
+        t = t.append_column(extra, pa.array([r.get(extra) for r in rows]))
+    write_sealed(out, table, run_id, t)
 
 
 def run_id(task, cell, k, recipe, seed):
@@ -55,9 +59,12 @@ def _defaults(schema):
     return {f.name: fill.get(f.type) for f in schema}
 
 
-def write_runs(out, spec):
+def write_runs(out, spec, constant=None, stops=None):
     """``spec``: {(task, cell, k, recipe): [accuracy per seed]} — the string accuracy for
-    reber, the outer accuracy for embedded-reber (test set, selected model)."""
+    reber, the outer accuracy for embedded-reber (test set, selected model). ``constant``: {set:
+    share} adds the columns ``<set>_constant_outer`` (the best constant prediction's outer
+    accuracy on that set) that newer runs tables carry; ``stops``: {(task, cell, k, recipe):
+    [stop_reason per seed]} (default max_epochs)."""
     for (task, cell, k, recipe), accs in spec.items():
         for seed, acc in enumerate(accs):
             keys, ingredients = key(task, cell, k, recipe, seed)
@@ -71,28 +78,41 @@ def write_runs(out, spec):
                    "train_outer_accuracy": acc if emb else np.nan, "val_outer_accuracy": acc if emb else np.nan,
                    "strict": bool(acc == 1.0), "solved_epoch": None, "outer_epoch": None,
                    "loss_floor": 3.5 if emb else 2.0, "loss_floor_guess": 4.0 if emb else 2.0}
+            if stops:
+                row["stop_reason"] = stops[(task, cell, k, recipe)][seed]
+            row.update({f"{which}_constant_outer": share for which, share in (constant or {}).items()})
             _write(out, "runs", keys["run_id"], [row])
 
 
-def write_epochs(out, spec, n_epochs=12):
+def write_epochs(out, spec, n_epochs=12, rising=(), halved=None):
     """Per run of ``spec`` ({(task, cell, k, recipe): seeds}): a training loss falling from 20
-    towards 4 + seed / 10 over ``n_epochs`` (seed 1 stops halfway), and validation scores."""
+    towards 4 + seed / 10 over ``n_epochs`` (seed 1 stops halfway), and validation scores: flat
+    at 0.5, except for the seeds in ``rising``, whose validation outer and string accuracies
+    climb from 0.5 to 0.9 over the last third of the epochs. ``halved``: {seed: h}, the lr is
+    halved once at each of the last h epochs."""
     for (task, cell, k, recipe), seeds in spec.items():
         for seed in range(seeds):
             keys, _ = key(task, cell, k, recipe, seed)
             last = n_epochs // 2 if seed == 1 else n_epochs
-            rows = [{**_defaults(SCHEMAS["epochs"]), **keys, "epoch": e, "lr": 0.001,
-                     "train_loss": None if e == 0 else 4 + seed / 10 + 16 * 0.7 ** e} for e in range(last + 1)]
+            rows = []
+            for e in range(last + 1):
+                score = 0.5 + (0.4 * max(0, e - 2 * last / 3) / (last / 3) if seed in rising else 0)
+                lr = 0.001 * 0.5 ** max(0, e - last + (halved or {}).get(seed, 0))
+                rows.append({**_defaults(SCHEMAS["epochs"]), **keys, "epoch": e, "lr": lr,
+                             "val_outer_accuracy": score, "val_string_accuracy": score,
+                             "train_loss": None if e == 0 else 4 + seed / 10 + 16 * 0.7 ** e})
             _write(out, "epochs", keys["run_id"], rows)
 
 
-def write_lengths(out, spec):
-    """``spec``: {(task, cell, k, recipe): (seeds, {length: (n, outer_correct)})}."""
+def write_lengths(out, spec, start=0):
+    """``spec``: {(task, cell, k, recipe): (seeds, {length: (n, outer_correct[, outer_T])})}: with
+    a third value, the column ``outer_T`` (strings of that length whose outer symbol is T) that
+    newer lengths tables carry. Seeds ``start`` to ``start + seeds - 1``."""
     for (task, cell, k, recipe), (seeds, by_length) in spec.items():
-        for seed in range(seeds):
+        for seed in range(start, start + seeds):
             keys, _ = key(task, cell, k, recipe, seed)
-            rows = [{**keys, "length": n, "n": total, "string_correct": right, "outer_correct": right}
-                    for n, (total, right) in by_length.items()]
+            rows = [{**keys, "length": n, "n": v[0], "string_correct": v[1], "outer_correct": v[1],
+                     **({"outer_T": v[2]} if len(v) > 2 else {})} for n, v in by_length.items()]
             _write(out, "lengths", keys["run_id"], rows)
 
 
@@ -104,20 +124,25 @@ def hist_row(values):
             "hist_bin": b[0].tolist(), "hist_count": c[0].tolist()}
 
 
-def write_gradients(out, spec, seed=0):
+def write_gradients(out, spec, seed=0, structural=None):
     """``spec``: {(task, cell, k, recipe): (param log10 centre, hidden decay per step[, decay at
     init])}: lognormal |g| around 10**centre for 'param' (init and trained), and hidden-state
     norms ||dloss/dh|| = decay**d (times lognormal noise) for d = 0..9, from 60 strings at d = 0
-    down to 15 at d = 9 (so the largest distance half the strings reach is 6)."""
+    down to 15 at d = 9 (so the largest distance half the strings reach is 6). ``structural``:
+    {(task, cell, k, recipe): z} adds z exact zeros to each U row, counted as structural_zeros
+    (else the column is null, as in tables written before it existed)."""
     rng = np.random.default_rng(seed)
     for (task, cell, k, recipe), (centre, decay, *init_decay) in spec.items():
         base, _ = key(task, cell, k, recipe, 0)
         rid, rows = base["run_id"], []
+        zeros = None if structural is None else structural[(task, cell, k, recipe)]
         for stage in ("init", "trained"):
             for tensor in ("W", "U"):
                 vals = 10 ** rng.normal(centre, 0.7, 400)
+                z = (zeros or 0) if tensor == "U" else 0
                 rows.append({**base, "stage": stage, "quantity": "param", "tensor": tensor, "distance": -1,
-                             **hist_row(vals)})
+                             **hist_row(np.concatenate([vals, np.zeros(z)])),
+                             "structural_zeros": None if zeros is None else z})
             rate = init_decay[0] if init_decay and stage == "init" else decay
             for d in range(10):
                 vals = rate ** d * 10 ** rng.normal(0, 0.3, 60 - 5 * d)
@@ -170,9 +195,11 @@ PROBE_CONFIGS = [("reber", "vanilla", 5, "paper"), ("embedded-reber", "vanilla",
                  ("embedded-reber", "gru", 10, "paper"), ("embedded-reber", "vanilla", 18, "adam")]
 EPOCH_CONFIGS = {("reber", "vanilla", 5, "paper"): 3, ("embedded-reber", "vanilla", 18, "paper"): 3,
                  ("embedded-reber", "gru", 10, "paper"): 3}
-# vanilla: 50 % at every length (guessing); GRU: right on short strings, worse on the longest
-LENGTH_CONFIGS = {("embedded-reber", "vanilla", 18, "paper"): (6, {5: (40, 20), 6: (20, 10), 9: (10, 5), 21: (2, 1)}),
-                  ("embedded-reber", "gru", 10, "paper"): (6, {5: (40, 40), 6: (20, 20), 9: (10, 9), 21: (2, 1)})}
+# vanilla: 50 % at every length; GRU: right on short strings, worse on the longest. (n, outer_correct,
+# outer_T): the best constant prediction scores 32/60 on lengths 5-6, 6/10 on 9, 1/2 on 21.
+LENGTH_CONFIGS = {
+    ("embedded-reber", "vanilla", 18, "paper"): (6, {5: (40, 20, 18), 6: (20, 10, 10), 9: (10, 5, 4), 21: (2, 1, 1)}),
+    ("embedded-reber", "gru", 10, "paper"): (6, {5: (40, 40, 18), 6: (20, 20, 10), 9: (10, 9, 4), 21: (2, 1, 1)})}
 
 
 def write_training(out, runs=PAPER_LIKE_RUNS, grads=ALIKE_GRADIENTS, probes=PROBE_CONFIGS):

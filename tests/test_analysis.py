@@ -3,12 +3,14 @@ figure's plotted data against the tables' numbers."""
 import math
 import os
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import fig_discrepancy, fig_training, hist
 from analysis.figures import FIGURES, Skip, Tables, write_figures
+from analysis.palette import cell_color
 from analysis.tables import NoData, discrepancy_summary, load, mean_ci, t_quantile, wilson, z_quantile
 
 from . import analysis_fixtures as F
@@ -212,6 +214,10 @@ def test_learning_curves_plot_median_over_seeds_and_the_floors(full_dir):
         ln = lines[f"{task}|{recipe}|{cell}|{k}"]
         np.testing.assert_array_equal(ln.get_xdata(), np.arange(1, 13))
         np.testing.assert_allclose(ln.get_ydata(), want, rtol=1e-12)
+        # the runs still training: seed 1 stopped after epoch 6
+        alive = lines[f"alive|{task}|{recipe}|{cell}|{k}"]
+        assert list(alive.get_ydata()) == [3] * 6 + [2] * 6
+    assert all("stopped runs carried at their last loss" in a.get_title() for a in fig.axes if a.get_title())
     ax = next(a for a in fig.axes if a.get_title().startswith("embedded-reber, paper:"))
     floors = sorted(ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() in ("--", ":"))
     assert floors == [3.5, 4.0]       # the runs' loss_floor and loss_floor_guess
@@ -227,13 +233,27 @@ def test_outer_accuracy_by_length_is_pooled_over_seeds_in_buckets(full_dir):
     assert list(gru.index) == ["5-6", "9-10", "18+"]
     assert gru.loc["5-6", "n"] == 6 * 60 and gru.loc["5-6", "outer_accuracy"] == 1.0
     assert gru.loc["9-10", "outer_accuracy"] == pytest.approx(0.9) and gru.loc["18+", "outer_accuracy"] == 0.5
+    # the best constant prediction of the same strings (the commoner outer symbol's share), per bucket
+    np.testing.assert_allclose(gru["constant"], [32 / 60, 6 / 10, 1 / 2])
+    for b, n, right in (("9-10", 60, 54), ("18+", 12, 6)):
+        assert (gru.loc[b, "lo"], gru.loc[b, "hi"]) == pytest.approx(wilson(right, n))
     fig = fig_training.outer_by_length(table)
     lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines()}
     np.testing.assert_allclose(lines["paper|gru|10"].get_ydata(), [1.0, 0.9, 0.5])
     np.testing.assert_allclose(lines["paper|vanilla|18"].get_ydata(), [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(lines["constant|paper"].get_ydata(), [32 / 60, 6 / 10, 1 / 2])   # not 0.5
+    bars = [c for ax in fig.axes for c in ax.collections if len(c.get_segments()) == 3]
+    spans = sorted(tuple(np.round([seg[0][1], seg[1][1]], 9)) for c in bars for seg in c.get_segments())
+    assert tuple(np.round(wilson(54, 60), 9)) in spans           # the GRU's 9-10 bucket, Wilson 95 %
     built = sec_training.lengths_section(Tables(full_dir))
     assert list(built.tables[0].columns) == ["recipe", "cell", "k", "5-6", "9-10", "18+"]
     assert "5-6: 60, 9-10: 10, 18+: 2 (paper)" in built.paragraphs[0]
+    (row,) = built.tables[1].to_dict("records")                  # one test set, shared by the recipe's cells
+    assert row["9-10"] == pytest.approx(0.6) and row["best constant prediction, test set of"] == "paper"
+    # tables written before the sets' composition was recorded: 0.5, labelled as such
+    fig = fig_training.outer_by_length(table.assign(constant=np.nan))
+    ln = next(ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "constant|paper")
+    assert list(ln.get_ydata()) == [0.5, 0.5] and "not in tables" in ln.get_label()
 
 
 def test_success_rate_bars(full_dir):
@@ -241,7 +261,16 @@ def test_success_rate_bars(full_dir):
     fig = fig_training.success_rates(runs)
     bars = {b.get_gid(): b for ax in fig.axes for b in ax.patches if b.get_gid()}
     for (task, cell, k, protocol), accs in F.PAPER_LIKE_RUNS.items():
-        assert bars[f"{task}|{protocol}|{cell}|{k}"].get_height() == pytest.approx(np.mean(np.array(accs) >= 0.95))
+        bar = bars[f"{task}|{protocol}|{cell}|{k}"]
+        assert bar.get_height() == pytest.approx(np.mean(np.array(accs) >= 0.95))
+        assert matplotlib.colors.same_color(bar.get_facecolor(), cell_color(cell))     # one palette
+    zero = bars["embedded-reber|paper|vanilla|18"]                 # 0/6: an outlined bar, drawn above the axis
+    assert zero.get_height() == 0 and zero.get_linewidth() > 0 and fig.axes[0].get_ylim()[0] < 0
+    for ax in fig.axes:                                            # a legend names every cell of the panel
+        task = ax.get_title().split("\n")[0]
+        want = {f"{c} k={k}" for (t, c, k, _) in F.PAPER_LIKE_RUNS if t == task}
+        assert {t.get_text() for t in ax.get_legend().get_texts()} == want
+        assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 8
 
 
 # ---------------------------------------------------------------------- writing
@@ -286,3 +315,17 @@ def test_heatmap_rows_are_labelled_with_their_k_even_when_k_skips():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["4", "8", "16"]
     assert list(ax.get_yticks()) == [0, 1, 2]          # k=8 sits on its own row, not at 10
     np.testing.assert_array_equal(im.get_array(), values)
+
+
+def test_histogram_reaches_1e8_and_a_quantile_beyond_it_says_so():
+    """Gradient coefficients of N(0,1) initial weights exceed 1e2 (the old top, which hid them and
+    made the 99th percentile the cut): up to 1e8 they fall in log bins; beyond, the quantile is a bound."""
+    from sweeps import contract as S
+    values = np.concatenate([np.full(97, 1.0), [3e2, 5e4, 2e7]])
+    h = S.dense_histogram(*S.sparse_histograms(values[:, None]))
+    assert h[-1] == 0 and S.quantile(h, 0.99) == pytest.approx(5e4, rel=0.05)     # the order statistic, in range
+    assert hist.quantile_text(h, 0.99) == f"{S.quantile(h, 0.99):.3g}"
+    over = S.dense_histogram(*S.sparse_histograms(np.concatenate([np.ones(97), [1e9] * 3])[:, None]))
+    assert over[-1] == 3 and S.beyond(over, 0.99) and not S.beyond(over, 0.5)
+    assert hist.quantile_text(over, 0.99) == ">= 1e+08 (beyond the histogram)"
+    assert hist.shares(over, 1e-8, 1e2) == (0, 0.03)

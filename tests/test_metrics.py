@@ -339,6 +339,15 @@ def test_gradient_summaries_match_a_per_example_loop(monkeypatch, cell, k, loss,
         for n, values in params.items():
             assert values.size == len(strings) * p[n][0].numel()
             check_summary(by_tensor[n], values)
+            # structural zeros: U's columns of the symbols a string never reads, each exactly 0 in the plain loop
+            k_rows, n_symbols = p[n][0].shape[0], p[n][0].shape[-1]
+            absent = [[ALPHABET.index(c) for c in ALPHABET if c not in s[:-1]] for s in strings]
+            want = sum(len(a) for a in absent) * k_rows if n.startswith("U") else 0
+            assert by_tensor[n]["structural_zeros"] == want, n
+            if n.startswith("U"):
+                per_string = values.reshape(len(strings), k_rows, n_symbols)
+                assert all((per_string[i][:, a] == 0).all() for i, a in enumerate(absent))
+                assert np.sum(values == 0) >= want
         by_distance = {r["distance"]: r for r in rows if r["quantity"] == "hidden"}
         for d, values in hidden.items():
             check_summary(by_distance[d], values)

@@ -188,6 +188,13 @@ def test_cli_train_writes_the_documented_tables(tmp_path, cli):
     assert set(g.stage) == {"init", "trained"} and set(g.quantity) == {"param", "hidden"}
     hidden = g[(g.quantity == "hidden") & (g.distance == 0)]
     assert (hidden.n == 20).all()   # one norm per training example at d = 0
+    # structural zeros: only input weights have them (most strings leave a symbol unread), all among the exact zeros
+    params = g[g.quantity == "param"]
+    u = params.tensor.str.startswith("U")
+    assert (params[u].structural_zeros > 0).all() and (params[~u].structural_zeros == 0).all()
+    assert (g[g.quantity == "hidden"].structural_zeros == 0).all()
+    exact_zeros = [dict(zip(b, c)).get(0, 0) for b, c in zip(params.hist_bin, params.hist_count)]
+    assert (params.structural_zeros <= exact_zeros).all()
     p = pd.read_parquet(tmp_path / "probes")
     assert set(p.probe) == {"BPBTXSE", "BTBTXSE"} and p.probs.map(len).eq(7).all()
     code, out, _ = cli("status", tmp_path)

@@ -3,7 +3,11 @@
 Per-example gradients come from one batched backward pass: each (member, example) pair
 gets its own replica of the member's parameters, so the gradient with respect to a replica
 is that example's gradient alone. Summaries per (member, tensor): count, mean, max and the
-log-spaced histogram of ``sweeps.contract`` (quantiles read from it, within 4.7 %).
+log-spaced histogram of ``sweeps.contract`` (quantiles read from it, within 4.7 %), and the
+structural zeros among them: the coefficients of an input-weight tensor U<g> in the columns of
+symbols absent from an example's string, whose gradient is exactly 0 by construction (one-hot
+inputs). They stay in the histogram's zero bin and are counted apart, so a reader can leave them
+out of a share of small gradients.
 
 The vanishing-gradient measure: for loss_T, the loss of the step predicting the outer
 symbol (embedded) or the final E (reber), ||∂loss_T/∂h_t||_2 against d = T - t, summarised
@@ -29,7 +33,7 @@ class Magnitudes:
     finite (a diverging model's) are counted apart and left out of the rest."""
 
     def __init__(self):
-        self.n, self.total, self.max, self.nonfinite = 0, 0.0, 0.0, 0
+        self.n, self.total, self.max, self.nonfinite, self.structural = 0, 0.0, 0.0, 0, 0
         self.hist = np.zeros(contract.N_BINS, np.int64)
 
     def add(self, values: np.ndarray) -> None:
@@ -47,10 +51,11 @@ class Magnitudes:
     def row(self) -> Dict:
         nonzero = np.flatnonzero(self.hist)
         if not self.n:   # nothing finite to summarise
-            return {"n": 0, "nonfinite": self.nonfinite, "mean": np.nan, "max": np.nan,
-                    **{name: np.nan for name in QUANTILES}, "hist_bin": nonzero.astype(np.int16),
+            return {"n": 0, "nonfinite": self.nonfinite, "structural_zeros": self.structural, "mean": np.nan,
+                    "max": np.nan, **{name: np.nan for name in QUANTILES}, "hist_bin": nonzero.astype(np.int16),
                     "hist_count": self.hist[nonzero]}
-        return {"n": self.n, "nonfinite": self.nonfinite, "mean": self.total / self.n, "max": self.max,
+        return {"n": self.n, "nonfinite": self.nonfinite, "structural_zeros": self.structural,
+                "mean": self.total / self.n, "max": self.max,
                 **{name: contract.quantile(self.hist, q) for name, q in QUANTILES.items()},
                 "hist_bin": nonzero.astype(np.int16), "hist_count": self.hist[nonzero]}
 
@@ -77,9 +82,12 @@ def summarise(cell: cells.Cell, p: cells.Params, data: Encoded, step_loss: Calla
         (g_h,) = torch.autograd.grad(loss_t.sum(), probe)
         norms = torch.linalg.vector_norm(g_h[:, 0], dim=-1).reshape(e, c, length).double().numpy()
         last = d.last.numpy()
+        absent = int((d.x.sum(1) == 0).sum())            # (example, symbol) pairs never read
         for i, (ps, hs) in enumerate(per_member):
             for name, grad in zip(rp, g):
                 ps[name].add(grad.reshape(e, c, -1)[i].abs().double().numpy().ravel())
+                if name.startswith("U"):
+                    ps[name].structural += absent * p[name].shape[1]
             for dist in range(length):
                 t = last - dist
                 hs[dist].add(norms[i, np.flatnonzero(t >= 0), t[t >= 0]])

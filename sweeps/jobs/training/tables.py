@@ -126,10 +126,14 @@ GRADIENTS = contract.schema(KEY + [
     ("q10", pa.float64(), "10 % quantile (log histogram, within 4.7 %)"),
     ("q50", pa.float64(), "median"),
     ("q90", pa.float64(), "90 % quantile"),
-    ("q99", pa.float64(), "99 % quantile"),
+    ("q99", pa.float64(), "99 % quantile (1e8, the histogram's top, where it lies beyond: a lower bound)"),
     ("max", pa.float64(), "largest value"),
+    ("structural_zeros", pa.int64(), "of n, the exact zeros that are structural: coefficients of an input-weight "
+                                     "tensor U<g> in the columns of symbols absent from the example's string (one-hot "
+                                     "inputs: their gradient is 0 by construction); counted in n and in bin 0 (0 for "
+                                     "other tensors and for hidden)"),
     ("hist_bin", pa.list_(pa.int16()), "non-empty bins of the log-spaced histogram (sweeps.contract: bin 0 = "
-                                       "exact zeros, 50 bins per decade from 1e-20)"),
+                                       "exact zeros, 50 bins per decade from 1e-20 to 1e8, the last bin all above)"),
     ("hist_count", pa.list_(pa.int64()), "counts of those bins"),
 ])
 PROBES = contract.schema(KEY + [
