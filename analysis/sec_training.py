@@ -154,7 +154,7 @@ def comparisons(d: pd.DataFrame, epochs: Optional[pd.DataFrame] = None) -> pd.Da
     seeds each way (``a only``, ``b only``) and the exact McNemar p-value, the level that wins
     (``better``, None unless p < ALPHA), whether that is a flip across MAJORITY, what stopped
     the worse level's failed runs and whether the schedule did (``scheduled``)."""
-    key = ["protocol", *INGREDIENTS, *[c for c in SETTINGS if c != "lr"]]
+    key = ["protocol", *INGREDIENTS, *[c for c in SETTINGS if c != "lr" and c in d.columns]]
     how = stops(d, epochs)
     rows = []
     for x in INGREDIENTS:

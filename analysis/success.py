@@ -13,7 +13,8 @@ PAPER_K = {("reber", "vanilla"): 5, ("embedded-reber", "vanilla"): 18, ("embedde
 # A recipe's name says its protocol and the ingredients that differ from the protocol's own; runs of
 # one recipe that differ in another setting (e.g. their epoch cap) are never pooled.
 INGREDIENTS = ["optimizer", "loss", "order", "batch_size"]
-SETTINGS = ["n_train", "n_val", "n_test", "max_epochs", "lr", "tol", "bias", "init", "dtype", "data_seed"]
+SETTINGS = ["n_train", "n_val", "n_test", "max_epochs", "lr", "tol", "bias", "init", "dtype", "data_seed",
+            "lag_min", "lag_max", "sampling"]
 
 
 def is_embedded(task: str) -> bool:
@@ -36,10 +37,11 @@ def scoped(runs: pd.DataFrame) -> pd.DataFrame:
     d = runs.copy()
     if d.empty:
         return d.assign(scope=pd.Series(dtype=str))
-    varying = d.groupby("recipe")[SETTINGS].nunique(dropna=False) > 1
+    settings = [c for c in SETTINGS if c in d.columns]   # tables written before a setting existed lack it
+    varying = d.groupby("recipe")[settings].nunique(dropna=False) > 1
     d["scope"] = [f"recipe {recipe}" + ("" if not varying.loc[recipe].any() else " (" + ", ".join(
         f"{c} {row[c]:g}" if isinstance(row[c], float) else f"{c} {row[c]}"
-        for c in SETTINGS if varying.loc[recipe, c]) + ")") for recipe, (_, row) in zip(d["recipe"], d.iterrows())]
+        for c in settings if varying.loc[recipe, c]) + ")") for recipe, (_, row) in zip(d["recipe"], d.iterrows())]
     return d
 
 
