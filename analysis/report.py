@@ -26,7 +26,8 @@ from .tables import NoData, available, provenance
 # is still being written says "partial: N of M groups" beside it.
 CLAIM_TABLES = {1: ("runs",), 2: ("runs",), 3: ("gradients",), 4: ("memory",)}
 
-COLORS = {C.SUPPORTED: "#1b7f3b", C.NOT_SUPPORTED: "#b3261e", C.INCONCLUSIVE: "#a86b00", C.NOT_MEASURED: "#666"}
+COLORS = {C.SUPPORTED: "#1b7f3b", C.NOT_SUPPORTED: "#b3261e", C.INCONCLUSIVE: "#a86b00", C.NOT_MEASURED: "#666",
+          C.CHAOTIC: "#6a3d9a"}
 TEMPLATE = jinja2.Environment(loader=jinja2.PackageLoader("analysis", "templates"),
                               autoescape=True, undefined=jinja2.StrictUndefined).get_template("report.html")
 

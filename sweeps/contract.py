@@ -88,6 +88,12 @@ def quantile(hist: np.ndarray, q: float) -> float:
     return float(10.0 ** (LOG_MIN + (b - 2 + frac) / BINS_PER_DECADE))
 
 
+# What a trajectory settled on (the lyapunov table's attractor columns): two states closer than
+# SETTLED (Euclidean, whole state) count as one; periods up to PERIOD_MAX are told apart.
+SETTLED = 1e-8
+PERIOD_MAX = 8
+
+
 # ---------------------------------------------------------------------- Reber probes
 ALPHABET = "BTSXVPE"                      # one-hot order of the Reber tasks, n = 7
 # Fig 3 (outputs) and Fig 4 (hidden states, labelled there by the automaton state reached).

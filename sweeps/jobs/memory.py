@@ -26,8 +26,7 @@ LEVEL = 0.95
 Z_END = 2.241402727604947    # the 1 - (1 - LEVEL) / 4 normal quantile: 97.5 % two-sided at each end
 FLOOR = {"float64": 1e3 * np.finfo(np.float64).eps, "float32": 1e3 * np.finfo(np.float32).eps}
 BIN = 10 ** (1 / contract.BINS_PER_DECADE)
-PERIOD_MAX = 8      # the longest period told apart from "other"
-SETTLED = 1e-8      # two states closer than this (Euclidean, whole state) count as one
+PERIOD_MAX, SETTLED = contract.PERIOD_MAX, contract.SETTLED
 
 COLUMNS = {   # the columns a group's rows share across the discrepancy job's tables
     "cell": (pa.string(), "the cell's registry name (cells.CELLS)"),
