@@ -282,8 +282,14 @@ def test_across_k_plots_d_at_l_50_or_the_longest_l(disc_dir):
     fig = fig_memory.across_k(s, decay_summary(load(disc_dir, "memory")))
     lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()}
     want = s[(s["init"] == "normal") & (s["cell"] == "gru") & (s["l"] == 24)].sort_values("k")
-    np.testing.assert_allclose(lines["q50|gru"].get_ydata(), np.maximum(want["q50"], 1e-20))
+    np.testing.assert_allclose(lines["q50|gru"].get_ydata(), want["q50"])
     np.testing.assert_allclose(lines["mean|gru"].get_ydata(), want["mean"])
+    # exact zeros (bit-identical trajectories) are not drawn on the log axis, and say so
+    zeros = s[(s["init"] == "normal") & (s["cell"] == "vanilla") & (s["l"] == 24)].sort_values("k")["q50"] == 0
+    assert zeros.any() and np.isnan(lines["q50|vanilla"].get_ydata()[zeros.to_numpy()]).all()
+    assert "(vanilla k=1" in fig.texts[0].get_text()
+    # without exponents there is no third panel
+    assert len(fig_memory.across_k(s, decay_summary(load(disc_dir, "memory")).assign(lyapunov_q50=np.nan)).axes) == 2
 
 
 def test_variance_split_and_crossings_against_hand_computation():
