@@ -296,8 +296,8 @@ def _said(row) -> str:
     if row["verdict"] == NOT_SUPPORTED and row["ratio hi"] <= SLOWER:
         text = f"the GRU decays too, {row['ratio']:.3g} times slower [{row['ratio lo']:.3g}, {row['ratio hi']:.3g}]"
     other = {f"{x:g}x": row[f"verdict at {x:g}x"] for x in SENSITIVITY if row[f"verdict at {x:g}x"] != row["verdict"]}
-    text += ("; " + ", ".join(f"at {x} it would be {v}" for x, v in other.items()) if other
-             else f"; the same at {' and '.join(f'{x:g}x' for x in SENSITIVITY)}")
+    text += ("; " + ", ".join(f"verdict at {x}: {v}" for x, v in other.items()) if other
+             else f"; the same verdict at {' and '.join(f'{x:g}x' for x in SENSITIVITY)}")
     if math.isnan(row["vanilla λ"]) or math.isnan(row["GRU λ"]):
         text += "; Lyapunov exponent not measured, so D alone does not tell memory from chaos here"
     return text
