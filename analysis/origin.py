@@ -29,6 +29,8 @@ FACTORS = ("cell", "gain", "k")
 PAIRS = (("cell", "gain"), ("cell", "k"), ("gain", "k"))
 SIGMOID = "vanilla"      # the paper's cell: sigmoid(z) = (1 + tanh(z / 2)) / 2, a tanh cell at a quarter of the scale
 KEPT_LAMBDA, KEPT_RATE = 0.1, 0.01   # an ordered draw (λ < -0.1) whose D does not decay (|rate| < 0.01)
+UNSETTLED = "not settled by l_max"   # u or v still moving, or cycling with a period above PERIOD_MAX
+DISTINCT = ("distinct fixed points", "distinct periodic orbits")
 
 
 def measure_of(m: pd.DataFrame) -> str:
@@ -161,19 +163,26 @@ def like_with_like(draws: pd.DataFrame) -> pd.Series:
 def settled_shares(kept: pd.DataFrame) -> pd.DataFrame:
     """Per cell, what the trajectories of ``kept`` draws settled on (the lyapunov table's attractor columns), as
     shares: v on u's own orbit at another phase, u and v on distinct fixed points, on distinct periodic orbits,
-    merged, and the rest (not settled within the tolerance, or a period above PERIOD_MAX)."""
-    shift = kept["v_shift"]
+    merged, and the rest (``UNSETTLED``)."""
+    shift = kept["v_shift"].astype(float)
     both_fixed = (kept["attractor"] == "fixed") & (kept["v_attractor"] == "fixed")
     periodic = kept["attractor"].str.startswith("period-") & kept["v_attractor"].str.startswith("period-")
     kind = np.select([shift >= 1, shift == 0, shift.isna() & both_fixed, shift.isna() & periodic],
                      ["v on u's orbit, shifted phase", "merged", "distinct fixed points", "distinct periodic orbits"],
-                     "other or not settled")
+                     UNSETTLED)
     table = pd.crosstab(kept["cell"], kind, normalize="index")
+    table.columns.name = None
     table.insert(0, "draws", kept.groupby("cell").size())
-    on_orbit = kept[shift >= 1]
+    on_orbit = kept[(shift >= 1).to_numpy()]
     if len(on_orbit):
         table["of which period-2"] = (on_orbit["attractor"] == "period-2").groupby(on_orbit["cell"]).mean()
     return table.reindex(cells_in(kept)).rename_axis("cell").reset_index()
+
+
+def _gap(d: pd.DataFrame, rate: pd.Series, cell: str) -> float:
+    """Median |rate - λ| over ``cell``'s rows of ``d`` whose ``rate`` is finite."""
+    mine = (d["cell"] == cell) & np.isfinite(rate)
+    return float((rate[mine] - d.loc[mine, "lyapunov"]).abs().median())
 
 
 def agreement(draws: pd.DataFrame) -> (List[str], List[pd.DataFrame]):
@@ -189,7 +198,8 @@ def agreement(draws: pd.DataFrame) -> (List[str], List[pd.DataFrame]):
             f"the dynamics are ordered, and they do: over the {len(d):,} draws with λ < 0 the median |rate - λ| is "
             f"{gap.median():.2g} per step (90 % below {gap.quantile(0.9):.2g}). "
             + (f"Like with like, the rate of {', '.join(whole)} is that of the whole state, which λ follows (D reads "
-               f"only h). " if whole else "")
+               f"only h; " + "; ".join(f"{c}: median |rate - λ| {_gap(d, r, c):.2g} with the whole state's rate, "
+                                      f"{_gap(d, d['rate'], c):.2g} with h's" for c in whole) + "). " if whole else "")
             + "This says the two measurements agree, not why the exponent is what it is. Where λ > 0 D stops decaying "
             "and saturates instead (see the figure).")
     if "lstm" in set(d["cell"]) and not whole:
@@ -201,14 +211,19 @@ def agreement(draws: pd.DataFrame) -> (List[str], List[pd.DataFrame]):
         shares = settled_shares(kept)
         tables.append(shares)
         kinds = [c for c in shares.columns if c not in ("cell", "draws", "of which period-2")]
+        count = shares[kinds].mul(shares["draws"], axis=0).round().sum()
+        many = int(sum(count.get(k, 0) for k in DISTINCT))
+        shifted = int(count.get("v on u's orbit, shifted phase", 0))
         text += (f" {len(kept):,} ordered draws (λ < -{KEPT_LAMBDA:g}) nevertheless keep D from decaying (|rate of "
                  f"||h_u - h_v||| < {KEPT_RATE:g}). What their trajectories settled on, per cell (a state within "
                  f"{SETTLED:g} of another counts as the same; periods up to {PERIOD_MAX}): "
                  + "; ".join(f"{row['cell']} ({int(row['draws']):,} draws): "
                              + ", ".join(f"{k} {row[k]:.0%}" for k in kinds if row[k] > 0)
                              for _, row in shares.iterrows())
-                 + ". Only u and v on distinct attractors is memory by multistability; v on u's own orbit at another "
-                 "phase is one attractor that the first symbol shifted in time.")
+                 + f". Only u and v on distinct attractors is memory by multistability ({many:,} of the {len(kept):,} "
+                 f"draws); v on u's own orbit at another phase is one attractor that the first symbol shifted in time "
+                 f"({shifted:,}); the trajectories of the rest had not settled within {SETTLED:g} by l_max (or cycle "
+                 f"with a period above {PERIOD_MAX}), so no mechanism is named for them.")
     elif len(kept):
         text += (f" {len(kept):,} ordered draws (λ < -{KEPT_LAMBDA:g}) nevertheless keep D from decaying (|rate| < "
                  f"{KEPT_RATE:g}); what their trajectories settled on was not recorded (tables written before the "

@@ -379,3 +379,31 @@ def test_a_smaller_group_is_a_prefix_of_a_larger_one():
     k = D.RESIDENT_K
     small, large = (group_rows("mgu", "gain:2", k, 20, n, lyapunov=True)["lyapunov"] for n in (31, 50))
     pd.testing.assert_frame_equal(small, large.iloc[:31], check_exact=True)
+
+
+def test_kept_draws_are_classified_before_a_mechanism_is_named():
+    """Ordered draws that keep D: shares of what their trajectories settled on, counted by hand; the LSTM's
+    rate is the whole state's (what its exponent follows); without the attractor columns nothing is named."""
+    rows = []
+    for cell, kinds in (("tanh", [("period-2", "period-2", 1)] * 3 + [("fixed", "fixed", None)] * 2
+                         + [("other", "other", None)] * 5),
+                        ("gru", [("period-2", "period-4", None)] * 1 + [("other", "other", None)] * 3)):
+        for a, b, j in kinds:
+            rows.append({"cell": cell, "lyapunov": -0.5, "rate": 0.001, "state_rate": np.nan, "attractor": a,
+                         "v_attractor": b, "v_shift": j})
+    rows += [{"cell": "lstm", "lyapunov": -0.3, "rate": -0.1, "state_rate": -0.3 + 0.001 * i, "attractor": "fixed",
+              "v_attractor": "fixed", "v_shift": 0} for i in range(4)]
+    draws = pd.DataFrame(rows)
+    draws["v_shift"] = draws["v_shift"].astype("Int32")
+    text, (shares,) = origin.agreement(draws)
+    s = shares.set_index("cell")
+    assert list(s.index) == ["tanh", "gru"] and s.loc["tanh", "draws"] == 10 and s.loc["gru", "draws"] == 4
+    assert s.loc["tanh", "v on u's orbit, shifted phase"] == pytest.approx(0.3)
+    assert s.loc["tanh", "distinct fixed points"] == pytest.approx(0.2)
+    assert s.loc["gru", "distinct periodic orbits"] == pytest.approx(0.25)
+    assert s.loc["tanh", origin.UNSETTLED] == pytest.approx(0.5) and s.loc["gru", origin.UNSETTLED] == pytest.approx(0.75)
+    assert "memory by multistability (3 of the 14 draws)" in text[0] and "shifted in time (3)" in text[0]
+    assert "lstm: median |rate - λ| 0.0015 with the whole state's rate, 0.2 with h's" in text[0]
+    assert "cause" not in text[0] and "consistency check" in text[0]
+    text, tables = origin.agreement(draws.drop(columns=["attractor", "v_attractor", "v_shift", "state_rate"]))
+    assert tables == [] and "no mechanism is named" in text[0] and "not like with like" in text[0]
