@@ -43,11 +43,25 @@ def spread_ks(ks, most: int = 5):
     return [ks[i] for i in idx]
 
 
-def k_axis(ax, ks) -> None:
-    """A log2 k axis ticked at the measured k (at most ten of them), written as integers."""
-    ax.set_xscale("log", base=2)
+def k_ticks(ks, octaves: float = 0.45):
+    """The measured k to label on a log2 axis: the smallest, the powers of two and the largest, at
+    least ``octaves`` apart (the largest kept over its neighbour)."""
     ks = sorted(set(int(k) for k in ks))
-    ax.set_xticks(spread_ks(ks, 10), [str(k) for k in spread_ks(ks, 10)])
+    out = []
+    for k in [k for k in ks if k in (ks[0], ks[-1]) or k & (k - 1) == 0]:
+        if out and np.log2(k) - np.log2(out[-1]) < octaves:
+            if k != ks[-1]:
+                continue
+            out.pop()
+        out.append(k)
+    return out
+
+
+def k_axis(ax, ks) -> None:
+    """A log2 k axis ticked at measured k (``k_ticks``), written as integers."""
+    ax.set_xscale("log", base=2)
+    ticks = k_ticks(ks)
+    ax.set_xticks(ticks, [str(k) for k in ticks])
     ax.minorticks_off()
     ax.set_xlabel("k")
 
@@ -156,7 +170,8 @@ def across_k(summary: pd.DataFrame, memory: pd.DataFrame = None, state: pd.DataF
         ax.axhline(0, color="k", linewidth=0.8)
         k_axis(ax, memory["k"]), ax.grid(True, alpha=0.3)
         ax.set_title("largest Lyapunov exponent per step (median, 10-90 %)", fontsize=10)
-    zeros = sorted(f"{c} k={int(k)}" for c, k, v in zip(s["cell"], s["k"], s["q50"]) if v == 0)
+    zero = s[s["q50"] == 0]
+    zeros = [f"{c} k={', '.join(str(int(k)) for k in sorted(zero[zero['cell'] == c]['k']))}" for c in cells_in(zero)]
     fig.suptitle("Every cell under the paper's N(0,1) weights (gain sqrt(k))", fontsize=11)
     bottom_note = footnote(fig, "A median of exactly 0 (bit-identical trajectories) is not drawn"
                            + (f" ({', '.join(zeros)})" if zeros else "") + "; a band whose lower end is 0 runs to the "
