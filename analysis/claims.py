@@ -41,6 +41,8 @@ MORE_SEEDS, LONGER = Verdict.MORE_SEEDS, Verdict.LONGER
 # Thresholds of the rules (module constants so tests and readers see one truth).
 MAJORITY = 0.5
 SLOWER = 10.0             # claim 4: the GRU's D decays at least this many times slower than the vanilla's
+SENSITIVITY = (5.0, 20.0)  # claim 4: the thresholds its verdicts are also stated at
+CHAOTIC = Verdict.CHAOTIC  # claim 4 at a k where a cell's median Lyapunov exponent is > 0: D cannot tell memory from chaos
 GRAD_DECADES = 1.0        # gradient medians within one decade ...
 GRAD_TAIL = 0.10          # ... and shares of vanishing / exploding coefficients within 10 points
 GRAD_VANISH, GRAD_EXPLODE = 1e-8, 1e2
@@ -345,23 +347,44 @@ def hidden_finding(hidden: pd.DataFrame, runs: Optional[pd.DataFrame], rule: Rul
 
 # ---------------------------------------------------------------------- claim 4
 RULE_4 = Prose(
-    f"Per init and per k, on decay rates r of log median D(l) per "
-       f"step (memory table, float64 rows; 95 % intervals [lo, hi]: t-interval over seed ensembles, or one "
-       f"ensemble's order-statistic interval; see analysis.rates). At each k measured for both cells: supported if "
-       f"the vanilla's interval lies below 0 (its D decays) and the GRU's reaches 0 or above (it does not) or its "
-       f"fastest plausible decay is at most 1/{SLOWER:g} of the vanilla's slowest (GRU lo >= vanilla hi / {SLOWER:g}); "
-       f"not supported if even the vanilla's fastest plausible decay would shrink D by less than a factor e over the "
-       f"l measured (vanilla lo >= -1/l_max: its D does not vanish there), or if both decay alike: "
-       f"the GRU's interval lies below 0 and even its slowest plausible decay is at least 1/{SLOWER:g} of the "
-       f"vanilla's fastest (GRU hi <= vanilla lo / {SLOWER:g}); inconclusive otherwise. Neighbouring k with the same "
-       f"verdict form one range, so the ranges say where the claim holds and where it fails.")
+    f"Per init and per k, on decay rates r of log median D(l) per step (memory table, float64 rows; 95 % "
+       f"intervals [lo, hi]: t-interval over seed ensembles, or one ensemble's order-statistic interval; see "
+       f"analysis.rates). At each k measured for both cells: chaotic if either cell's median largest Lyapunov "
+       f"exponent is > 0 (nearby states separate, so D staying away from 0 is not memory of the first symbol); "
+       f"where the exponent was not measured, the finding says so. Otherwise, where the vanilla's interval lies "
+       f"below 0, the ratio r_vanilla / r_GRU (how many times slower the GRU's D decays) gets the interval of every "
+       f"pair of rates in the two intervals (infinite where the GRU's interval reaches 0). Not supported if even "
+       f"the vanilla's fastest plausible decay would shrink D by less than a factor e over the l measured (vanilla "
+       f"lo >= -1/l_max: its D does not vanish there), or if the GRU decays too and less than {SLOWER:g} times "
+       f"slower (the ratio's interval lies at or below {SLOWER:g}); supported if the ratio's interval lies at or "
+       f"above {SLOWER:g} (the GRU's D does not decay, or at least {SLOWER:g} times slower); inconclusive "
+       f"otherwise. The {SLOWER:g}x threshold is a choice: each finding gives the ratio and the verdicts at "
+       f"{' and '.join(f'{x:g}x' for x in SENSITIVITY)}. Neighbouring k with the same verdict form one range, so the "
+       f"ranges say where the claim holds and where it fails.")
 
 
-def rate_verdict(v_lo: float, v_hi: float, g_lo: float, g_hi: float, l_max: int) -> str:
-    """Claim 4 at one k from the two cells' decay-rate intervals (RULE_4) over l <= l_max."""
-    if v_lo * l_max >= -1 or (g_hi < 0 and g_hi <= v_lo / SLOWER):
+def rate_ratio(v_lo: float, v_hi: float, g_lo: float, g_hi: float):
+    """(lo, hi): how many times slower the GRU's D decays than the vanilla's, r_vanilla / r_GRU, over every pair of
+    rates in the two 95 % intervals (inf where the GRU's interval reaches 0: it may not decay at all); None unless the
+    vanilla's interval lies below 0."""
+    if not v_hi < 0:
+        return None
+    if g_hi >= 0:
+        return (v_hi / g_lo if g_lo < 0 else math.inf), math.inf
+    return v_hi / g_lo, v_lo / g_hi
+
+
+def rate_verdict(v_lo: float, v_hi: float, g_lo: float, g_hi: float, l_max: int, slower: float = SLOWER,
+                 lyapunov=(math.nan, math.nan)) -> str:
+    """Claim 4 at one k from the two cells' decay-rate intervals (RULE_4) over l <= l_max, the GRU counting as
+    keeping D when it decays at least ``slower`` times slower; ``lyapunov``: the two cells' median exponents
+    (nan where not measured)."""
+    if any(lam > 0 for lam in lyapunov):
+        return CHAOTIC
+    ratio = rate_ratio(v_lo, v_hi, g_lo, g_hi)
+    if v_lo * l_max >= -1 or (ratio is not None and ratio[1] <= slower):
         return NOT_SUPPORTED
-    if v_hi < 0 and (g_hi >= 0 or g_lo >= v_hi / SLOWER):
+    if ratio is not None and ratio[0] >= slower:
         return SUPPORTED
     return INCONCLUSIVE
 
@@ -375,6 +398,30 @@ def _tau(r) -> str:
     return f" (time constant {time_constant(r.rate):.3g} steps)" if r.hi < 0 else ""
 
 
+def _fmt_ratio(row) -> str:
+    if math.isnan(row["ratio lo"]):
+        return "no ratio (the vanilla's D may not decay)"
+    point = "inf" if math.isinf(row["ratio"]) else f"{row['ratio']:.3g}"
+    hi = "inf" if math.isinf(row["ratio hi"]) else f"{row['ratio hi']:.3g}"
+    return f"the GRU decays {point} times slower [{row['ratio lo']:.3g}, {hi}]"
+
+
+def _said(row) -> str:
+    """One k's verdict in words: the ratio and what would change the verdict, or the exponents that rule it out."""
+    if row["verdict"] == CHAOTIC:
+        return (f"median λ per step vanilla {row['vanilla λ']:.3g}, GRU {row['GRU λ']:.3g}: "
+                f"chaotic, D does not tell memory from chaos")
+    text = _fmt_ratio(row)
+    if row["verdict"] == NOT_SUPPORTED and row["ratio hi"] <= SLOWER:
+        text = f"the GRU decays too, {row['ratio']:.3g} times slower [{row['ratio lo']:.3g}, {row['ratio hi']:.3g}]"
+    other = {f"{x:g}x": row[f"verdict at {x:g}x"] for x in SENSITIVITY if row[f"verdict at {x:g}x"] != row["verdict"]}
+    text += ("; " + ", ".join(f"verdict at {x}: {v}" for x, v in other.items()) if other
+             else f"; the same verdict at {' and '.join(f'{x:g}x' for x in SENSITIVITY)}")
+    if math.isnan(row["vanilla λ"]) or math.isnan(row["GRU λ"]):
+        text += "; Lyapunov exponent not measured, so D alone does not tell memory from chaos here"
+    return text
+
+
 def claim4(memory: Optional[pd.DataFrame], claim: Optional[Claim] = None) -> Judged:
     c = Judged(claim or CLAIMS[4])
     if memory is None:
@@ -386,26 +433,32 @@ def claim4(memory: Optional[pd.DataFrame], claim: Optional[Claim] = None) -> Jud
         if not ks:
             c.findings.append(Finding(f"init {init}", NOT_MEASURED, "the two cells were not measured at a common k."))
             continue
-        verdicts = {k: rate_verdict(by["vanilla"].loc[k, "lo"], by["vanilla"].loc[k, "hi"], by["gru"].loc[k, "lo"],
-                                    by["gru"].loc[k, "hi"], by["vanilla"].loc[k, "l_max"]) for k in ks}
-        for part in runs_of(ks, verdicts.get):
-            verdict = verdicts[part[0]]
+        rows = []
+        for k in ks:
+            v, g = by["vanilla"].loc[k], by["gru"].loc[k]
+            lam = (v["lyapunov_q50"], g["lyapunov_q50"])
+            ratio = rate_ratio(v["lo"], v["hi"], g["lo"], g["hi"]) or (math.nan, math.nan)
+            rows.append({
+                "k": k, "vanilla rate": v["rate"], "vanilla lo": v["lo"], "vanilla hi": v["hi"],
+                "GRU rate": g["rate"], "GRU lo": g["lo"], "GRU hi": g["hi"],
+                "ratio": v["rate"] / g["rate"] if g["rate"] < 0 else math.inf, "ratio lo": ratio[0],
+                "ratio hi": ratio[1], "vanilla λ": lam[0], "GRU λ": lam[1],
+                "verdict": rate_verdict(v["lo"], v["hi"], g["lo"], g["hi"], v["l_max"], SLOWER, lam),
+                **{f"verdict at {x:g}x": rate_verdict(v["lo"], v["hi"], g["lo"], g["hi"], v["l_max"], x, lam)
+                   for x in SENSITIVITY},
+                "vanilla l_half": v["l_half"], "GRU l_half": g["l_half"]})
+        table = pd.DataFrame(rows).set_index("k", drop=False)
+        for part in runs_of(ks, table["verdict"].get):
             v, g = by["vanilla"].loc[part], by["gru"].loc[part]
-            table = pd.DataFrame({
-                "k": part, "vanilla rate": v["rate"].to_numpy(), "vanilla lo": v["lo"].to_numpy(),
-                "vanilla hi": v["hi"].to_numpy(), "GRU rate": g["rate"].to_numpy(), "GRU lo": g["lo"].to_numpy(),
-                "GRU hi": g["hi"].to_numpy(), "verdict": [verdicts[k] for k in part],
-                "vanilla l_half": v["l_half"].to_numpy(), "GRU l_half": g["l_half"].to_numpy(),
-            })
             scope = f"init {init}, k {part[0]}-{part[-1]}" if len(part) > 1 else f"init {init}, k {part[0]}"
-            ends = "; ".join(f"k={k}: vanilla {_fmt_decay(v.loc[k])}{_tau(v.loc[k])}, GRU {_fmt_decay(g.loc[k])}{_tau(g.loc[k])}"
-                             for k in dict.fromkeys((part[0], part[-1])))
+            ends = "; ".join(f"k={k}: vanilla {_fmt_decay(v.loc[k])}{_tau(v.loc[k])}, GRU {_fmt_decay(g.loc[k])}"
+                             f"{_tau(g.loc[k])}, {_said(table.loc[k])}" for k in dict.fromkeys((part[0], part[-1])))
             K = part[-1]
             c.findings.append(Finding(
-                scope, verdict,
+                scope, table.loc[part[0], "verdict"],
                 f"decay rate of log median D per step ({int(v.loc[K, 'n_seeds'])} ensemble(s), "
                 f"{int(v.loc[K, 'n_draws'] / v.loc[K, 'n_seeds'])} draws each, l <= {int(v.loc[K, 'l_max'])}): {ends}.",
-                table))
+                table.loc[part].reset_index(drop=True)))
     return c
 
 

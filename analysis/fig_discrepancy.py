@@ -4,6 +4,8 @@ Every function takes the *summary* frame of :func:`analysis.tables.discrepancy_s
 (seeds combined) and returns a Matplotlib Figure; the plotted arrays are exactly the
 summary's numbers (log10 images use ``log10(max(D, FLOOR))``).
 """
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -52,32 +54,48 @@ def show_grid(ax, values, ls, ks, **kw):
     (which need not be contiguous, e.g. 4, 8, 16); l runs 1..l_max."""
     im = ax.imshow(values, aspect="auto", origin="lower", extent=(ls[0] - 0.5, ls[-1] + 0.5, -0.5, len(ks) - 0.5),
                    **kw)
-    step = max(1, len(ks) // 10)
+    step = max(1, -(-len(ks) // 10))
     ax.set_yticks(range(0, len(ks), step), [str(k) for k in ks[::step]])
     return im
 
 
+def footnote(fig: Figure, text: str, size: float = 8) -> float:
+    """``text`` under the panels, wrapped to the figure's width; returns the share of the figure's height
+    it takes (the bottom of the rectangle ``tight_layout`` leaves to the panels)."""
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(text, int(width * 72 / (0.55 * size)))
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=size, va="bottom")
+    return (len(lines) * 1.25 * size / 72 + 0.08) / height
+
+
+def log_range(summary: pd.DataFrame, columns=("mean", "q50")) -> tuple:
+    """(vmin, vmax) of log10 max(D, FLOOR) over ``columns`` of ``summary``: one colour scale for every
+    panel drawn from it."""
+    v = np.log10(np.maximum(summary[list(columns)].to_numpy(float), FLOOR))
+    return float(np.nanmin(v)), float(np.nanmax(v))
+
+
 def surface(summary: pd.DataFrame, cell: str, init: str = None) -> Figure:
-    """Fig 10 (vanilla) / Fig 11 (GRU): D(l,k) as a surface (linear, as in the paper) and
-    as a heatmap of log10 D (where the vanilla values near 0 become readable)."""
+    """Fig 10 (vanilla) / Fig 11 (GRU): log10 D(l,k) as heatmaps of the mean (the paper's statistic,
+    which the vanilla's rare draws rule) and of the median (what claim 4's rule reads), on one colour
+    scale shared with the other cell's figure (the paper's two cells under this init), one row per k."""
     s = pick_dtype(summary)
     init = init or pick_init(s)
+    vmin, vmax = log_range(paper_rows(s[s["init"] == init]))
     s = s[(s["cell"] == cell) & (s["init"] == init)]
-    g = grid(s, "mean")
-    ks, ls = g.index.to_numpy(), g.columns.to_numpy()
-    fig = Figure(figsize=(12, 4.8))
-    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
-    L, K = np.meshgrid(ls, ks)
-    ax3.plot_surface(L, K, g.to_numpy(float), cmap="viridis", linewidth=0)
-    ax3.set_xlabel("l"), ax3.set_ylabel("k"), ax3.set_zlabel("D(l,k)")
-    ax3.set_title(f"D(l,k), {cell}, init {init}")
-    ax = fig.add_subplot(1, 2, 2)
-    im = show_grid(ax, log_grid(g), ls, ks, cmap="viridis")
-    fig.colorbar(im, ax=ax, label="log10 D(l,k)")
-    ax.set_xlabel("l"), ax.set_ylabel("k")
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
     n = int(s["n_seeds"].max()), int(s["n_draws"].max())
-    ax.set_title(f"log10 mean D ({n[0]} ensemble(s), {n[1]} draws)")
-    fig.tight_layout()
+    for ax, stat, what in zip(axes, ("mean", "q50"), ("mean", "median")):
+        g = grid(s, stat)
+        ks, ls = g.index.to_numpy(), g.columns.to_numpy()
+        im = show_grid(ax, log_grid(g), ls, ks, cmap="viridis", vmin=vmin, vmax=vmax, gid=f"{stat}|{cell}")
+        ax.set_xlabel("l")
+        ax.set_title(f"log10 {what} D(l,k), {cell}, init {init}", fontsize=10)
+    axes[0].set_ylabel("k")
+    fig.colorbar(im, ax=list(axes), label=f"log10 D(l,k) (exact 0 shown at {np.log10(FLOOR):g})")
+    fig.suptitle(f"{n[0]} ensemble(s) of {n[1] // n[0]} draws; the median is the mean over ensembles of each "
+                 f"ensemble's median", fontsize=9)
     return fig
 
 
@@ -112,18 +130,18 @@ def curves(summary: pd.DataFrame, ks=None) -> Figure:
             ax.grid(True, which="major", alpha=0.3)
         left.set_ylabel("||h_u - h_v||")
         left.legend(fontsize=7, ncol=2)
-    fig.text(0.01, 0.005, "solid: vanilla, dashed: GRU. A median of exactly 0 (bit-identical trajectories) "
-             "is not drawn on the log axis.", fontsize=8)
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    bottom = footnote(fig, "solid: vanilla, dashed: GRU. A median of exactly 0 (bit-identical trajectories) is not "
+                           "drawn on the log axis.")
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 
-def frac_distinct(summary: pd.DataFrame) -> Figure:
-    """Share of draws whose ||h_u - h_v|| stays above the sweep's threshold, over (l,k):
-    one panel per cell (columns) and init (rows)."""
+def frac_distinct(summary: pd.DataFrame, thresholds=()) -> Figure:
+    """Share of draws whose ||h_u - h_v|| stays above the sweep's threshold (``thresholds``: the values
+    the table holds), over (l,k): one panel per cell (columns) and init (rows)."""
     s = paper_rows(pick_dtype(summary))
     inits, cells = sorted(s["init"].unique()), sorted(s["cell"].unique())
-    fig = Figure(figsize=(5.2 * len(cells), 3.8 * len(inits)))
+    fig = Figure(figsize=(5.2 * len(cells), 3.8 * len(inits)), layout="constrained")
     axes = fig.subplots(len(inits), len(cells), squeeze=False)
     for r, init in enumerate(inits):
         for c, cell in enumerate(cells):
@@ -137,7 +155,8 @@ def frac_distinct(summary: pd.DataFrame) -> Figure:
             im = show_grid(ax, g.to_numpy(float), ls, ks, vmin=0, vmax=1, cmap="magma", gid=f"{cell}|{init}")
             ax.set_title(f"{cell}, init {init}", fontsize=10)
             ax.set_xlabel("l"), ax.set_ylabel("k")
-    fig.colorbar(im, ax=axes.ravel().tolist(), label="share of draws with ||h_u - h_v|| > threshold")
+    above = " or ".join(f"{t:g}" for t in sorted(thresholds)) or "the sweep's threshold"
+    fig.colorbar(im, ax=axes.ravel().tolist(), label=f"share of draws with ||h_u - h_v|| > {above}")
     return fig
 
 
@@ -165,4 +184,4 @@ def discrepancy_curves(t):
 
 @figure("discrepancy_frac_distinct", "Share of draws that still tell u from v", claims=(4,))
 def discrepancy_frac_distinct(t):
-    return frac_distinct(t.summary("discrepancy"))
+    return frac_distinct(t.summary("discrepancy"), t.get("discrepancy")["threshold"].unique())

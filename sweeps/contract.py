@@ -98,6 +98,12 @@ def beyond(hist: np.ndarray, q: float) -> bool:
     return n > 0 and int(np.searchsorted(np.cumsum(hist), max(q * n, 1), side="left")) == N_BINS - 1
 
 
+# What a trajectory settled on (the lyapunov table's attractor columns): two states closer than
+# SETTLED (Euclidean, whole state) count as one; periods up to PERIOD_MAX are told apart.
+SETTLED = 1e-8
+PERIOD_MAX = 8
+
+
 # ---------------------------------------------------------------------- Reber probes
 ALPHABET = "BTSXVPE"                      # one-hot order of the Reber tasks, n = 7
 # Fig 3 (outputs) and Fig 4 (hidden states, labelled there by the automaton state reached).

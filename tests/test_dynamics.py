@@ -10,6 +10,7 @@ import torch
 import cells
 from cells.registry import CELLS, affine, register
 from sweeps.jobs import discrepancy as D
+from sweeps.jobs import memory as M
 from sweeps.jobs import resident
 
 
@@ -220,6 +221,67 @@ def test_saturated_gates_are_the_share_of_units_above_0_99():
             h = cells.get_cell("gru").step(q, x0, h)
         z = torch.sigmoid(h @ q["Wz"][0].T + x0 @ q["Uz"][0].T)
         assert saturated[i] == pytest.approx(float((z > 0.99).double().mean()), abs=1e-12)
+
+
+# ---------------------------------------------------------------------- what the trajectories settle on
+def test_attractors_of_hand_made_maps(linear_cell):
+    """h_t = U x_t + W h_{t-1}: with W = 0.5 I both words reach one fixed point; with W = -I and U's
+    second column 0, u cycles 0 <-> U_0 and v is that cycle one step later, while any other second
+    column puts v on a cycle of its own; a rotation by 1 radian never repeats."""
+    rot = np.array([[math.cos(1.0), -math.sin(1.0)], [math.sin(1.0), math.cos(1.0)]])
+    W = np.stack([0.5 * np.eye(2), -np.eye(2), -np.eye(2), rot])
+    U = np.array([[[1.0, 0.3], [0.5, -0.2]], [[1.0, 0.0], [0.5, 0.0]], [[1.0, 0.3], [0.5, -0.2]],
+                  [[1.0, 0.3], [0.5, -0.2]]])
+    period_u, period_v, shift = resident.settled(linear_cell, {"Uh": torch.from_numpy(U), "Wh": torch.from_numpy(W)},
+                                                 61)
+    assert period_u.tolist() == [1, 2, 2, 0] and period_v.tolist() == [1, 2, 2, 0]
+    assert shift.tolist() == [0, 1, -1, -1]
+    assert [M.attractor_name(p) for p in period_u] == ["fixed", "period-2", "period-2", "other"]
+    assert M.attractor_name(float("nan")) is None
+
+
+def test_period_and_phase_shift_against_a_plain_loop():
+    """The vectorised classification against a loop over draws and offsets, on orbits of period 1 to 5
+    (plus a drifting one), with noise just below and just above the tolerance."""
+    rng = np.random.default_rng(0)
+    E, P, m = 40, M.PERIOD_MAX, 3
+    recent = np.empty((P + 1, E, m))
+    final = np.empty((E, m))
+    for e in range(E):
+        p = e % 6                                     # 0: a drifting trajectory
+        orbit = rng.normal(size=(max(p, 1), m))
+        noise = M.SETTLED * (0.4 if e % 4 else 2.0) / math.sqrt(m)
+        for j in range(P + 1):
+            recent[j, e] = orbit[j % p] + noise * (j % 2) if p else rng.normal(size=m)
+        final[e] = orbit[(e // 6) % max(p, 1)] if p and e % 3 else rng.normal(size=m)
+
+    def plain(e):
+        close = [j for j in range(1, P + 1) if np.linalg.norm(recent[0, e] - recent[j, e]) <= M.SETTLED]
+        near = [j for j in range(P + 1) if np.linalg.norm(final[e] - recent[j, e]) <= M.SETTLED]
+        return (close[0] if close else 0), (near[0] if near else -1)
+
+    want = np.array([plain(e) for e in range(E)])
+    assert M.period(recent).tolist() == want[:, 0].tolist()
+    assert M.phase_shift(final, recent).tolist() == want[:, 1].tolist()
+    assert {1, 2, 3, 4, 5, 0} <= set(want[:, 0].tolist()) and len(set(want[:, 1].tolist())) >= 3
+
+
+def test_the_lyapunov_table_records_what_each_draw_settled_on():
+    """The columns match the resident path's classification draw by draw, and an LSTM's whole-state rate
+    follows its exponent (both measure (h, c)) at least as closely as its h rate does."""
+    for cell, init in (("vanilla", "gain:1"), ("lstm", "gain:1")):
+        rows = group_rows(cell, init, 6, 80, 100, lyapunov=True)["lyapunov"]
+        p = {n: torch.cat([D.draw_block(cell, init, 6, 0, b)[n] for b in (0, 1)]) for n in D.draw_block(cell, init, 6, 0, 0)}
+        period_u, period_v, shift = resident.settled(cells.get_cell(cell), p, 80)
+        assert rows["attractor"].tolist() == [M.attractor_name(x) for x in period_u]
+        assert rows["v_attractor"].tolist() == [M.attractor_name(x) for x in period_v]
+        assert rows["v_shift"].fillna(-1).astype(int).tolist() == shift.astype(int).tolist()
+        if cell == "vanilla":
+            assert rows["state_rate"].isna().all()
+        else:
+            ok = rows[np.isfinite(rows["state_rate"]) & np.isfinite(rows["rate"]) & (rows["lyapunov"] < -0.02)]
+            whole, h = (ok["state_rate"] - ok["lyapunov"]).abs(), (ok["rate"] - ok["lyapunov"]).abs()
+            assert len(ok) >= 50 and whole.median() <= h.median() and whole.median() < 0.01
 
 
 @pytest.mark.parametrize("cell,k", [("tanh", 6), ("lstm", 4), ("mgu", 5)])

@@ -177,9 +177,58 @@ def test_claim4_flips_on_decay_rates():
     # the vanilla's D does not vanish: its fastest plausible decay loses less than e over l <= 50
     assert judged({2: keeps}, vanilla=(0.0, -0.015, 0.015)) == {"init normal, k 2": C.NOT_SUPPORTED}
     assert judged({2: keeps}, vanilla=(-0.02, -0.05, 0.01)) == {"init normal, k 2": C.INCONCLUSIVE}
+    # a GRU interval that reaches 0 but also plausibly decays nearly as fast as the vanilla decides nothing
+    assert judged({2: (-0.1, -0.3, 0.01)}) == {"init normal, k 2": C.INCONCLUSIVE}
     only_gru = memory_frame({("gru", "normal", 2): [keeps]})
     assert _scopes(C.claim4(only_gru)) == {"init normal": C.NOT_MEASURED}
     assert C.claim4(None).verdict == C.NOT_MEASURED
+
+
+def test_claim4_states_the_ratio_and_where_the_threshold_would_change_the_verdict():
+    # vanilla [-0.6, -0.4]: a GRU in [-0.06, -0.05] decays 6.7-12 times slower (inconclusive at 10x); one in
+    # [-0.03, -0.025] 13-24 times slower (supported at 10x, inconclusive at 20x); one in [-0.1, -0.08] 4-7.5 times
+    # slower (not supported at 10x, inconclusive at 5x)
+    assert C.rate_ratio(-0.6, -0.4, -0.06, -0.05) == pytest.approx((0.4 / 0.06, 0.6 / 0.05))
+    assert C.rate_ratio(-0.6, -0.4, -0.06, 0.01) == (pytest.approx(0.4 / 0.06), math.inf)
+    assert C.rate_ratio(-0.6, 0.01, -0.06, -0.05) is None
+    cases = {"between": ((-0.055, -0.06, -0.05), C.INCONCLUSIVE, {"5x": C.SUPPORTED, "20x": C.NOT_SUPPORTED}),
+             "slower": ((-0.028, -0.03, -0.025), C.SUPPORTED, {"5x": C.SUPPORTED, "20x": C.INCONCLUSIVE}),
+             "faster": ((-0.09, -0.1, -0.08), C.NOT_SUPPORTED, {"5x": C.INCONCLUSIVE, "20x": C.NOT_SUPPORTED})}
+    for name, (gru, at10, others) in cases.items():
+        (f,) = C.claim4(memory_frame({("vanilla", "normal", 3): [VANILLA], ("gru", "normal", 3): [gru]})).findings
+        row = f.table.iloc[0]
+        assert f.verdict == at10 and row["verdict at 5x"] == others["5x"] and row["verdict at 20x"] == others["20x"]
+        assert row["ratio"] == pytest.approx(0.5 / -gru[0]), name
+        assert f"{row['ratio lo']:.3g}, {row['ratio hi']:.3g}]" in f.summary
+        for x, v in others.items():
+            assert (f"verdict at {x}: {v}" in f.summary) == (v != at10), (name, f.summary)
+    # "decays alike" is not what a GRU 5.6 times slower does: it decays too, and the sentence says how much slower
+    (f,) = C.claim4(memory_frame({("vanilla", "normal", 3): [VANILLA],
+                                  ("gru", "normal", 3): [(-0.09, -0.1, -0.08)]})).findings
+    assert "the GRU decays too, 5.56 times slower [4, 7.5]" in f.summary and "alike" not in f.summary
+
+
+def test_claim4_calls_a_k_chaotic_where_a_median_exponent_is_positive():
+    def frame(lam_vanilla, lam_gru):
+        m = memory_frame({("vanilla", "normal", 128): [(0.0, -0.001, 0.001)],
+                          ("gru", "normal", 128): [(0.0, -0.001, 0.001)],
+                          ("vanilla", "normal", 4): [VANILLA], ("gru", "normal", 4): [(-0.3, -0.35, -0.25)]})
+        big = m["k"] == 128
+        m.loc[big & (m["cell"] == "vanilla"), "lyapunov_q50"] = lam_vanilla
+        m.loc[big & (m["cell"] == "gru"), "lyapunov_q50"] = lam_gru
+        return m
+    # the vanilla's D does not vanish at k = 128: chaos where a median exponent is > 0, not supported where < 0
+    assert _scopes(C.claim4(frame(0.2, -0.01))) == {"init normal, k 4": C.NOT_SUPPORTED,
+                                                    "init normal, k 128": C.CHAOTIC}
+    assert _scopes(C.claim4(frame(-0.2, 0.05))) == {"init normal, k 4": C.NOT_SUPPORTED,
+                                                    "init normal, k 128": C.CHAOTIC}
+    assert _scopes(C.claim4(frame(-0.2, -0.01))) == {"init normal, k 4-128": C.NOT_SUPPORTED}
+    # where the exponent was not measured, the finding says so rather than guess
+    (f,) = C.claim4(frame(math.nan, math.nan)).findings
+    assert f.verdict == C.NOT_SUPPORTED and f.summary.count("Lyapunov exponent not measured") == 1
+    assert "not measured" not in C.claim4(frame(-0.2, -0.01)).findings[0].summary
+    chaotic = [f for f in C.claim4(frame(0.2, -0.01)).findings if f.verdict == C.CHAOTIC][0]
+    assert "D does not tell memory from chaos" in chaotic.summary and "not measured" not in chaotic.summary
 
 
 def test_claim4_flips_on_real_tables(disc_dir):
@@ -233,25 +282,65 @@ def test_across_k_plots_d_at_l_50_or_the_longest_l(disc_dir):
     fig = fig_memory.across_k(s, decay_summary(load(disc_dir, "memory")))
     lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()}
     want = s[(s["init"] == "normal") & (s["cell"] == "gru") & (s["l"] == 24)].sort_values("k")
-    np.testing.assert_allclose(lines["q50|gru"].get_ydata(), np.maximum(want["q50"], 1e-20))
+    np.testing.assert_allclose(lines["q50|gru"].get_ydata(), want["q50"])
     np.testing.assert_allclose(lines["mean|gru"].get_ydata(), want["mean"])
+    # exact zeros (bit-identical trajectories) are not drawn on the log axis, and say so
+    zeros = s[(s["init"] == "normal") & (s["cell"] == "vanilla") & (s["l"] == 24)].sort_values("k")["q50"] == 0
+    assert zeros.any() and np.isnan(lines["q50|vanilla"].get_ydata()[zeros.to_numpy()]).all()
+    assert any("(vanilla k=1" in t.get_text() for t in fig.texts)
+    # without exponents there is no third panel
+    assert len(fig_memory.across_k(s, decay_summary(load(disc_dir, "memory")).assign(lyapunov_q50=np.nan)).axes) == 2
 
 
-def test_main_effects_and_crossings_against_hand_computation():
+def test_variance_split_and_crossings_against_hand_computation():
     cells_, gains, ks = {"a": -1.0, "b": 0.5}, {1.0: -0.3, 2.0: 0.0, 4.0: 0.3}, {4: -0.05, 8: 0.05}
     grid = pd.DataFrame([{"cell": c, "gain": g, "k": k, "v": cv + gv + kv}
                          for c, cv in cells_.items() for g, gv in gains.items() for k, kv in ks.items()])
-    shares = origin.main_effects(grid, "v")
+    shares = origin.variance_split(grid, "v")
     var = {"cell": np.var(list(cells_.values())), "gain": np.var(list(gains.values())), "k": np.var(list(ks.values()))}
     for f in ("cell", "gain", "k"):
         assert shares[f] == pytest.approx(var[f] / sum(var.values()))
-    assert shares["interactions"] == pytest.approx(0.0, abs=1e-12)
+    assert all(shares[t] == pytest.approx(0.0, abs=1e-12) for t in shares if " x " in t)
     assert origin.zero_crossing(np.array([1.0, 2.0, 4.0]), np.array([-0.2, -0.1, 0.1])) == pytest.approx(2 * math.sqrt(2))
     assert math.isnan(origin.zero_crossing(np.array([1.0, 2.0]), np.array([-0.2, -0.1])))
 
 
-def test_the_section_states_which_factor_decides():
-    rates = {(cell, f"gain:{g:g}", k): [(r, r - 0.01, r + 0.01)] for cell, base in (("vanilla", -2.0), ("gru", 0.0))
+def test_variance_split_against_plain_two_way_sums_of_squares():
+    """A 3 x 4 x 2 balanced grid with interactions: each term against the textbook sums of squares,
+    written as loops over the levels."""
+    rng = np.random.default_rng(1)
+    A, B, K = ["a", "b", "c"], [0.25, 1.0, 4.0, 8.0], [4, 16]
+    y = {(a, b, k): rng.normal() + (2.0 * i * j if k == 4 else 0.0) + i
+         for i, a in enumerate(A) for j, b in enumerate(B) for k in K}
+    grid = pd.DataFrame([{"cell": a, "gain": b, "k": k, "v": v} for (a, b, k), v in y.items()])
+    shares = origin.variance_split(grid, "v")
+    n = len(y)
+    m = sum(y.values()) / n
+    levels = {"cell": A, "gain": B, "k": K}
+    pos = {"cell": 0, "gain": 1, "k": 2}
+
+    def mean(**fixed):
+        vals = [v for key, v in y.items() if all(key[pos[f]] == x for f, x in fixed.items())]
+        return sum(vals) / len(vals)
+
+    total = sum((v - m) ** 2 for v in y.values())
+    ss = {f: sum((n / len(levels[f])) * (mean(**{f: x}) - m) ** 2 for x in levels[f]) for f in levels}
+    for f, g in (("cell", "gain"), ("cell", "k"), ("gain", "k")):
+        reps = n / (len(levels[f]) * len(levels[g]))
+        ss[f"{f} x {g}"] = sum(reps * (mean(**{f: x, g: z}) - mean(**{f: x}) - mean(**{g: z}) + m) ** 2
+                               for x in levels[f] for z in levels[g])
+    ss["cell x gain x k"] = sum((y[(a, b, k)] - mean(cell=a, gain=b) - mean(cell=a, k=k) - mean(gain=b, k=k)
+                                 + mean(cell=a) + mean(gain=b) + mean(k=k) - m) ** 2 for a in A for b in B for k in K)
+    assert sum(ss.values()) == pytest.approx(total)               # balanced: the terms are orthogonal
+    assert set(shares) == set(ss)
+    for term, value in ss.items():
+        assert shares[term] == pytest.approx(value / total, abs=1e-12), term
+    assert shares["cell x gain"] > 0.05 and origin.balanced(grid) and not origin.balanced(grid.iloc[1:])
+
+
+def test_the_section_states_the_split_with_its_caveats():
+    rates = {(cell, f"gain:{g:g}", k): [(r, r - 0.01, r + 0.01)]
+             for cell, base in (("vanilla", -2.0), ("gru", 0.0), ("tanh", -1.0))
              for g in (0.5, 2) for k in (4, 8) for r in [base + 0.05 * math.log2(g)]}
     m = memory_frame(rates)
     m["gain"] = m["init"].str[5:].astype(float)
@@ -265,8 +354,14 @@ def test_the_section_states_which_factor_decides():
                 return m
             raise fig_memory.Skip(name)
 
-    text = " ".join(origin.origin(Tables()).paragraphs)
-    assert "the cell decides most" in text and "vanilla: stays below 0 at every gain up to 2" in text
+    out = origin.origin(Tables())
+    text = " ".join(out.paragraphs)
+    assert "3 cells x 2 gains (0.5, 2) x 2 widths (4, 8), one ensemble of 500 draws per combination" in text
+    assert "cell x gain" in text and "without it the split is" in text and "does not name a cause" in text
+    assert "decides" not in text and "vanilla: stays below 0 at every gain up to 2" in text
+    split = out.tables[0].set_index("cells")
+    assert list(split.index) == ["all", "without vanilla"]
+    assert split.loc["all", "cell"] > 0.9 and split.loc["without vanilla", "gain"] > split.loc["all", "gain"]
 
 
 def test_memory_rows_summarise_the_exponents():
@@ -284,3 +379,31 @@ def test_a_smaller_group_is_a_prefix_of_a_larger_one():
     k = D.RESIDENT_K
     small, large = (group_rows("mgu", "gain:2", k, 20, n, lyapunov=True)["lyapunov"] for n in (31, 50))
     pd.testing.assert_frame_equal(small, large.iloc[:31], check_exact=True)
+
+
+def test_kept_draws_are_classified_before_a_mechanism_is_named():
+    """Ordered draws that keep D: shares of what their trajectories settled on, counted by hand; the LSTM's
+    rate is the whole state's (what its exponent follows); without the attractor columns nothing is named."""
+    rows = []
+    for cell, kinds in (("tanh", [("period-2", "period-2", 1)] * 3 + [("fixed", "fixed", None)] * 2
+                         + [("other", "other", None)] * 5),
+                        ("gru", [("period-2", "period-4", None)] * 1 + [("other", "other", None)] * 3)):
+        for a, b, j in kinds:
+            rows.append({"cell": cell, "lyapunov": -0.5, "rate": 0.001, "state_rate": np.nan, "attractor": a,
+                         "v_attractor": b, "v_shift": j})
+    rows += [{"cell": "lstm", "lyapunov": -0.3, "rate": -0.1, "state_rate": -0.3 + 0.001 * i, "attractor": "fixed",
+              "v_attractor": "fixed", "v_shift": 0} for i in range(4)]
+    draws = pd.DataFrame(rows)
+    draws["v_shift"] = draws["v_shift"].astype("Int32")
+    text, (shares,) = origin.agreement(draws)
+    s = shares.set_index("cell")
+    assert list(s.index) == ["tanh", "gru"] and s.loc["tanh", "draws"] == 10 and s.loc["gru", "draws"] == 4
+    assert s.loc["tanh", "v on u's orbit, shifted phase"] == pytest.approx(0.3)
+    assert s.loc["tanh", "distinct fixed points"] == pytest.approx(0.2)
+    assert s.loc["gru", "distinct periodic orbits"] == pytest.approx(0.25)
+    assert s.loc["tanh", origin.UNSETTLED] == pytest.approx(0.5) and s.loc["gru", origin.UNSETTLED] == pytest.approx(0.75)
+    assert "memory by multistability (3 of the 14 draws)" in text[0] and "shifted in time (3)" in text[0]
+    assert "lstm: median |rate - λ| 0.0015 with the whole state's rate, 0.2 with h's" in text[0]
+    assert "cause" not in text[0] and "consistency check" in text[0]
+    text, tables = origin.agreement(draws.drop(columns=["attractor", "v_attractor", "v_shift", "state_rate"]))
+    assert tables == [] and "no mechanism is named" in text[0] and "not like with like" in text[0]

@@ -23,9 +23,10 @@ return per-block moments and sparse histograms (:mod:`sweeps.jobs.moments`,
 group's rows of ``discrepancy``, ``memory`` (decay rates, :mod:`sweeps.jobs.memory`), for
 cells whose state is more than h ``state_discrepancy`` (D of the whole state, e.g. an LSTM's
 (h, c)), with ``lyapunov: true`` ``lyapunov`` (per draw: the largest Lyapunov exponent,
-the draw's decay rate, its saturated gates), and with ``noise: σ`` ``decodable`` (how well
-the first symbol can be read back under noise, :mod:`sweeps.jobs.decodable`, measured on the
-group's first ``noise_draws`` draws).
+the draw's decay rate of h's distance and of the whole state's, its saturated gates, and what u's
+and v's trajectories settled on), and with ``noise: σ`` ``decodable`` (how well the first
+symbol can be read back under noise, :mod:`sweeps.jobs.decodable`, measured on the group's
+first ``noise_draws`` draws).
 """
 from dataclasses import dataclass
 from functools import partial
@@ -45,6 +46,9 @@ from . import decodable, memory, resident
 from .moments import block_moments, merge_moments
 
 BLOCK = 50
+# The per-draw lists a shard measuring the dynamics returns (held by its first row).
+PER_DRAW = ("draw_rate", "draw_lyapunov", "draw_saturated", "draw_state_rate", "draw_period_u", "draw_period_v",
+            "draw_shift")
 RESIDENT_K = 32          # groups with k >= this take the cache-resident path
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # The reference path advances its draws in chunks of about this many bytes of parameters:
@@ -124,7 +128,7 @@ class Discrepancy(Job):
         Option("shard_size", Int(minimum=BLOCK, multiple_of=BLOCK), "draws per shard, a multiple of 50", 1000),
         Option("dtype", Choice(tuple(DTYPES)), "precision of the recurrence", "float64"),
         Option("threshold", Number(), "frac_distinct counts draws with ||h_u - h_v|| above this", 1e-6),
-        Option("lyapunov", Flag(), "also measure each draw's largest Lyapunov exponent and saturated gates "
+        Option("lyapunov", Flag(), "also measure each draw's largest Lyapunov exponent, saturated gates and attractors "
                                    "(table lyapunov; about as costly again as D)", False),
         Option("noise", Number(), "σ of the Gaussian noise added to the state at every step of 16 noisy runs of "
                                   "u and of v per draw; the held-out accuracy of a linear readout telling them "
@@ -297,7 +301,7 @@ def compute_shard(p: DrawRange) -> pa.Table:
     hidden, whole = Summary(p.l_max, p.threshold), Summary(p.l_max, p.threshold)
     noise = getattr(p, "noise", None)
     readable = decodable.Summary(p.l_max)
-    per_draw_lists: Dict[str, List[np.ndarray]] = {"draw_rate": [], "draw_lyapunov": [], "draw_saturated": []}
+    per_draw_lists: Dict[str, List[np.ndarray]] = {name: [] for name in PER_DRAW}
     for a in range(first, last, chunk):
         blocks = range(a, min(a + chunk, last))
         n = min(len(blocks) * BLOCK, p.stop - a * BLOCK)
@@ -317,6 +321,11 @@ def compute_shard(p: DrawRange) -> pa.Table:
             lam, saturated = resident.lyapunov(cell, batch, p.l_max, n)
             lam, saturated = lam[:n], saturated[:n]
             per_draw_lists["draw_lyapunov"].append(lam), per_draw_lists["draw_saturated"].append(saturated)
+            per_draw_lists["draw_state_rate"].append(np.full(n, np.nan) if d_s is None
+                                                     else memory.draw_rates(d_s[:n], memory.FLOOR[p.dtype]))
+            for name, values in zip(("draw_period_u", "draw_period_v", "draw_shift"),
+                                    resident.settled(cell, batch, p.l_max, n)):
+                per_draw_lists[name].append(values[:n])
     columns = {"l": pa.array(np.arange(1, p.l_max + 1), pa.int32()), **hidden.columns()}
     if cell.memory > 1:
         columns.update(whole.columns("state_"))
@@ -338,7 +347,7 @@ def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> Dict[str, pa.Tab
     hist, n, distinct = merged["discrepancy"]
     if "decodable_counts" in shard_tables[0].column_names:
         out["decodable"] = decodable.rows(s, shard_tables, lambda name: _blocks(shard_tables, name, s.l_max), gain)
-    per_draw = {name: _draws(shard_tables, name) for name in ("draw_rate", "draw_lyapunov", "draw_saturated")}
+    per_draw = {name: _draws(shard_tables, name) for name in PER_DRAW}
     out["memory"] = pa.Table.from_pylist(
         [memory.memory_row(s, hist, out["discrepancy"]["q50"].to_numpy(), n, distinct, per_draw["draw_lyapunov"],
                            per_draw["draw_saturated"], gain)],
@@ -352,8 +361,21 @@ def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> Dict[str, pa.Tab
             "lyapunov": pa.array(per_draw["draw_lyapunov"], pa.float64()),
             "rate": pa.array(per_draw["draw_rate"], pa.float64(), from_pandas=True),
             "saturated": pa.array(per_draw["draw_saturated"], pa.float64(), from_pandas=True),
+            **settled_columns(per_draw, count),
         }, schema=memory.LYAPUNOV)
     return out
+
+
+def settled_columns(per_draw: Dict[str, Optional[np.ndarray]], count: int) -> Dict[str, pa.Array]:
+    """The lyapunov table's columns of what each draw's trajectories settled on (null where the
+    shards were computed before these were measured)."""
+    nothing = np.full(count, np.nan)
+    state_rate, u, v, shift = (nothing if per_draw[name] is None else per_draw[name]
+                               for name in ("draw_state_rate", "draw_period_u", "draw_period_v", "draw_shift"))
+    return {"state_rate": pa.array(state_rate, pa.float64(), from_pandas=True),
+            "attractor": pa.array([memory.attractor_name(p) for p in u], pa.string()),
+            "v_attractor": pa.array([memory.attractor_name(p) for p in v], pa.string()),
+            "v_shift": pa.array([None if np.isnan(j) or j < 0 else int(j) for j in shift], pa.int32())}
 
 
 def per_l_rows(s: DrawRange, shard_tables: List[pa.Table], prefix: str, gain: float):

@@ -26,6 +26,7 @@ LEVEL = 0.95
 Z_END = 2.241402727604947    # the 1 - (1 - LEVEL) / 4 normal quantile: 97.5 % two-sided at each end
 FLOOR = {"float64": 1e3 * np.finfo(np.float64).eps, "float32": 1e3 * np.finfo(np.float32).eps}
 BIN = 10 ** (1 / contract.BINS_PER_DECADE)
+PERIOD_MAX, SETTLED = contract.PERIOD_MAX, contract.SETTLED
 
 COLUMNS = {   # the columns a group's rows share across the discrepancy job's tables
     "cell": (pa.string(), "the cell's registry name (cells.CELLS)"),
@@ -85,7 +86,38 @@ LYAPUNOV = contract.schema([
     ("rate", pa.float64(), "this draw's decay rate of log ||h_u - h_v|| per step over [l_b // 2, l_b], l_b its last "
                            "l above the rounding floor ([1, 2] if that is l = 1; -inf if D reached 0)"),
     ("saturated", pa.float64(), "share of units whose retain gate exceeds 0.99 at l_max (gated cells; else null)"),
+    ("state_rate", pa.float64(), "the same decay rate of the whole states' distance ||s_u - s_v|| (e.g. an LSTM's "
+                                 "(h, c), what lyapunov follows); null for cells whose state is h"),
+    ("attractor", pa.string(), f"what u's state (float64) settled on by l_max: fixed (its last two states within "
+                               f"{SETTLED:g}), period-p (the last within {SETTLED:g} of the one p steps before, "
+                               f"p <= {PERIOD_MAX}), other (neither)"),
+    ("v_attractor", pa.string(), "the same for v's state"),
+    ("v_shift", pa.int32(), f"the smallest j with v's last state within {SETTLED:g} of u's state j steps before "
+                            f"l_max (j <= {PERIOD_MAX}): 0 v merged with u, j > 0 v on u's own orbit at another "
+                            f"phase; null if on none of them (u and v on distinct attractors, or not settled)"),
 ])
+
+
+def period(recent: np.ndarray) -> np.ndarray:
+    """Per draw, the smallest p <= PERIOD_MAX with the last state within ``SETTLED`` of the state p steps
+    earlier (1: a fixed point), 0 if none; ``recent`` (P + 1, E, m): the states j = 0..P steps before the last."""
+    gaps = np.sqrt(((recent[1:] - recent[0]) ** 2).sum(-1))
+    hit = gaps <= SETTLED
+    return np.where(hit.any(axis=0), hit.argmax(axis=0) + 1, 0)
+
+
+def phase_shift(final: np.ndarray, recent: np.ndarray) -> np.ndarray:
+    """Per draw, the smallest j with ``final`` (E, m) within ``SETTLED`` of ``recent[j]`` ((P + 1, E, m), as in
+    :func:`period`), -1 if none."""
+    hit = np.sqrt(((recent - final) ** 2).sum(-1)) <= SETTLED
+    return np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
+
+
+def attractor_name(p: float) -> Optional[str]:
+    """A period from :func:`period` in words: fixed, period-p, other (None where not measured)."""
+    if np.isnan(p):
+        return None
+    return "fixed" if p == 1 else f"period-{int(p)}" if p > 1 else "other"
 
 
 def median_bands(hist: np.ndarray, mid: np.ndarray, floor: float) -> Tuple[np.ndarray, np.ndarray]:

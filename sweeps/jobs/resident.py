@@ -26,7 +26,7 @@ import numpy as np
 
 import cells
 
-from . import decodable
+from . import decodable, memory
 
 CACHE_BYTES = 8 * 2**20     # the weights a chunk keeps resident (measured fastest here: 4-8 MiB of a 32 MiB L3)
 BLOCK_DIVISORS = (50, 25, 10, 5, 2, 1)
@@ -164,6 +164,35 @@ def lyapunov(cell: cells.Cell, params: cells.Params, l_max: int,
             if cell.retain is not None:
                 saturated[a: a + e] = (cell.retain(p, x0, s) > RETAIN_SATURATED).mean(axis=(-1, -2))
     return lam, saturated
+
+
+def settled(cell: cells.Cell, params: cells.Params, l_max: int,
+            need: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What u's and v's trajectories settled on, per draw, in float64 (``sweeps.jobs.memory.period``
+    and ``phase_shift``): u's period and v's (1: a fixed point, p: an orbit of period p, 0: neither
+    within ``memory.PERIOD_MAX`` steps), and the shift j at which v's last state lies on u's
+    state j steps earlier (0: v merged with u; j > 0: v on u's orbit at another phase; -1: on
+    none of u's last states). ``need`` as in :func:`distances`."""
+    w = params[f"W{cell.gates[0]}"]
+    e_all = w.shape[0]
+    out = np.full((3, e_all), np.nan)
+    first = np.eye(2)
+    zeros = first[[0, 0]]
+    step = chunk_size(params)
+    recent = min(memory.PERIOD_MAX + 1, l_max)
+    with np.errstate(over="ignore"):
+        for a in range(0, e_all if need is None else need, step):
+            p = as_numpy(params, a, a + step, np.float64)
+            e = min(step, e_all - a)
+            s = np.zeros((e, 2, cell.memory * w.shape[-1]))
+            last = np.empty((recent, e, 2, s.shape[-1]))      # last[j]: the states j steps before l_max
+            for t in range(l_max):
+                s = cell.step(p, first if t == 0 else zeros, s)
+                if t >= l_max - recent:
+                    last[l_max - 1 - t] = s
+            out[:, a: a + e] = (memory.period(last[:, :, 0]), memory.period(last[:, :, 1]),
+                                memory.phase_shift(last[0, :, 1], last[:, :, 0]))
+    return out[0], out[1], out[2]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
