@@ -162,3 +162,24 @@ def test_a_stage_without_its_input_is_refused_with_one_line(cli, tmp_path):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "source" in err, err
     code, _, err = cli("task-memory", "--source", tmp_path / "nothing", "--out", tmp_path / "o")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "source" in err, err
+
+
+def test_a_stage_not_reached_yet_is_recorded_as_not_yet_planned(tmp_path):
+    """The whole spec's record names the stage until its phase is planned: here the first
+    phase is interrupted, so the stage was never planned."""
+    from sweeps import spec as specs
+    from sweeps import stages
+    from sweeps.store import Store
+
+    spec = specs.validate({"training": TRAINING, "task_memory": STAGE}, "staged")
+    store = Store(str(tmp_path / "out"))
+    ran = []
+
+    def interrupted(phase, store_, **options):
+        ran.append(sorted(phase.sections))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stages.run(spec, store, interrupted)
+    assert ran == [["training"]]
+    assert stages.pending_stages(store) == {"task_memory": "staged: not yet planned"}

@@ -40,7 +40,7 @@ from ..job import Job, register_job
 from ..plan import Group, Shard
 from ..settings import Int, Kind, Number, Option
 from . import decodable
-from .resident import EPS, _unit
+from .resident import EPS
 from .training import reber
 from .training.tables import KEY
 
@@ -122,16 +122,11 @@ class TaskMemory(Job):
             return []
         groups = []
         for name, run in stages.inputs(s.source, ("runs", "weights")).items():
-            (row,) = run.tables["runs"].to_pylist()
-            if row["task"] != "embedded-reber":
+            shard = measured(name, run.tables["runs"], run.tables["weights"], run.digests, s.strings, s.noise)
+            if shard is None:
                 continue          # a plain Reber string has no outer symbol to remember
             settings = {"runs": run.digests["runs"], "weights": run.digests["weights"], "strings": s.strings,
-                        "noise": s.noise, "data_seed": row["data_seed"]}
-            w = run.tables["weights"]
-            weights = tuple((stage, tensor, tuple(shape), tuple(values)) for stage, tensor, shape, values in zip(
-                *(w.column(c).to_pylist() for c in ("stage", "tensor", "shape", "values"))))
-            shard = Run(name, tuple((c, row[c]) for c, _, _ in KEY), row["cell"], row["data_seed"], s.strings,
-                        s.noise, tuple(sorted(run.digests.items())), weights)
+                        "noise": s.noise, "data_seed": shard.data_seed}
             groups.append(Group(self.name, name, settings, (Shard(self.name, name, shard),), self.tables))
         if not groups:
             raise UsageError(f"source: {s.source} holds no embedded-reber training runs (task_memory reads the "
@@ -145,6 +140,18 @@ class TaskMemory(Job):
         return {"task_memory": shard_tables[0]}
 
 
+def measured(name: str, runs: pa.Table, weights: pa.Table, digests: Dict[str, str], strings: int,
+             noise: Optional[float]) -> Optional[Run]:
+    """The shard of one run from its rows of ``runs`` and ``weights`` (None: not embedded Reber)."""
+    (row,) = runs.to_pylist()
+    if row["task"] != "embedded-reber":
+        return None
+    tensors = tuple((stage, tensor, tuple(shape), tuple(values)) for stage, tensor, shape, values in zip(
+        *(weights.column(c).to_pylist() for c in ("stage", "tensor", "shape", "values"))))
+    return Run(name, tuple((c, row[c]) for c, _, _ in KEY), row["cell"], row["data_seed"], strings, noise,
+               tuple(sorted(digests.items())), tensors)
+
+
 def inner_strings(data_seed: int, n: int) -> List[str]:
     rng = cells.stream("task-memory", data_seed)
     return [reber.sample(rng) for _ in range(n)]
@@ -154,23 +161,22 @@ def noise_streams(data_seed: int, n: int) -> List[np.random.Generator]:
     return [cells.stream("task-memory", "noise", data_seed, i) for i in range(n)]
 
 
-def parameters(run: Run, stage: str) -> Dict[str, np.ndarray]:
-    """A stage's parameters as one-member NumPy arrays, float64."""
-    return {tensor: np.array(values, np.float64).reshape(1, *shape)
-            for st, tensor, shape, values in run.weights if st == stage}
+def parameters(run: Run) -> Dict[str, np.ndarray]:
+    """Both stages' parameters as a two-member ensemble (init, trained) of NumPy arrays, float64."""
+    tensors: Dict[str, Dict[str, np.ndarray]] = {}
+    for stage, tensor, shape, values in run.weights:
+        tensors.setdefault(tensor, {})[stage] = np.array(values, np.float64).reshape(shape)
+    return {tensor: np.stack([by_stage[st] for st in STAGES]) for tensor, by_stage in tensors.items()}
 
 
 def table(run: Run) -> pa.Table:
     """The run's rows: both stages, every l."""
-    cell = cells.get_cell(run.cell)
     strings = inner_strings(run.data_seed, run.strings)
+    m = measure(cells.get_cell(run.cell), parameters(run), strings, run.noise,
+                noise_streams(run.data_seed, run.strings) if run.noise else None)
     lengths = np.array([len(s) for s in strings])
-    parts = []
-    for stage in STAGES:
-        m = measure(cell, parameters(run, stage), strings, run.noise,
-                    noise_streams(run.data_seed, run.strings) if run.noise else None)
-        parts.append(rows(run, stage, lengths, m))
-    return pa.concat_tables(parts)
+    return pa.concat_tables([rows(run, stage, lengths, {name: v[i] for name, v in m.items()})
+                             for i, stage in enumerate(STAGES)])
 
 
 def one_hot(sequences: Sequence[str]) -> np.ndarray:
@@ -181,56 +187,60 @@ def one_hot(sequences: Sequence[str]) -> np.ndarray:
     return x
 
 
+def norm(v: np.ndarray) -> np.ndarray:
+    return np.sqrt((v**2).sum(-1))
+
+
 def measure(cell: cells.Cell, p: Dict[str, np.ndarray], strings: Sequence[str], noise: Optional[float],
             streams: Optional[Sequence[np.random.Generator]]) -> Dict[str, np.ndarray]:
-    """Per string and step of the inner string, (S, L) (NaN past a string's end): the distance,
-    the finite-time exponent and, with ``noise``, the readout's accuracy."""
+    """Per member of the ensemble ``p``, string and step of the inner string, (E, S, L) (NaN
+    past a string's end): the distance, the finite-time exponent and, with ``noise``, the
+    readout's accuracy. One complex batch carries both runs of every string, the tangent in
+    the imaginary part of the runs after T (those after P carry none)."""
     n, length = len(strings), max(map(len, strings))
-    k = p[f"W{cell.gates[0]}"].shape[-1]
-    width = cell.memory * k
     x = one_hot([f"B{a}{s}" for a in OUTER for s in strings])            # (2 + L, 2S, 7)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        s = np.zeros((1, 2 * n, width))
-        for t in range(2):
-            s = cell.step(p, x[t][None], s)
-        states, distance = s[0, :n], np.empty((n, length))
-        delta = _unit((s[0, n:] - s[0, :n])[:, None, :])[:, 0]
-        log_growth = np.empty((n, length))
+        s = cell.step(p, x[1], cell.step(p, x[0], np.zeros((len(p["O"]), 2 * n, cell.memory * p["O"].shape[-1]))))
+        gap = s[:, n:] - s[:, :n]
+        size = norm(gap)[..., None]
+        delta = np.where(size > 0, gap / np.where(size > 0, size, 1), 1 / np.sqrt(gap.shape[-1]))
+        s = s.astype(complex)
+        distance, log_growth = np.empty((2, len(s), n, length))
         for t in range(length):
-            s = cell.step(p, x[2 + t][None], s)
-            h = cell.hidden(s[0])
-            distance[:, t] = np.sqrt(((h[:n] - h[n:]) ** 2).sum(-1))
-            z = cell.step(p, x[2 + t][None, :n], (states + 1j * EPS * delta)[None])[0]
-            tangent = z.imag / EPS
-            growth = np.sqrt((tangent**2).sum(-1))
-            log_growth[:, t] = np.log(growth)
-            delta = np.where(growth[:, None] > 0, tangent / np.where(growth > 0, growth, 1)[:, None], delta)
-            states = z.real
-        out = {"distance": distance, "lyapunov": np.cumsum(log_growth, 1) / np.arange(1, length + 1)}
+            s[:, :n] += 1j * EPS * delta
+            s = cell.step(p, x[2 + t], s)
+            h = cell.hidden(s.real)
+            distance[..., t] = norm(h[:, :n] - h[:, n:])
+            tangent = s[:, :n].imag / EPS
+            growth = norm(tangent)[..., None]
+            log_growth[..., t] = np.log(growth[..., 0])
+            delta = np.where(growth > 0, tangent / np.where(growth > 0, growth, 1), delta)
+            s = s.real.astype(complex)
+        out = {"distance": distance, "lyapunov": np.cumsum(log_growth, -1) / np.arange(1, length + 1)}
         if noise:
             out["decodable"] = noisy(cell, p, strings, noise, streams)
-    past = np.arange(1, length + 1)[None, :] > np.array([len(s) for s in strings])[:, None]
+    past = np.arange(1, length + 1) > np.array([len(s) for s in strings])[:, None]
     return {name: np.where(past, np.nan, v) for name, v in out.items()}
 
 
 def noisy(cell: cells.Cell, p: Dict[str, np.ndarray], strings: Sequence[str], noise: float,
           streams: Sequence[np.random.Generator]) -> np.ndarray:
-    """(S, L): per string, ``REPEATS`` runs after B T and as many after B P, N(0, noise²) added
-    to the state after every step (string i's noise from ``streams[i]``, an array (2 REPEATS,
-    width) a step: T's repeats, then P's), and the readout's held-out accuracy at each step."""
+    """(E, S, L): per string, ``REPEATS`` runs after B T and as many after B P, N(0, noise²)
+    added to the state after every step (string i's noise from ``streams[i]``, an array
+    (2 REPEATS, width) a step: T's repeats, then P's; the same for every member), and the
+    readout's held-out accuracy at each step."""
     n, length, r = len(strings), max(map(len, strings)), decodable.REPEATS
-    k = p[f"W{cell.gates[0]}"].shape[-1]
+    e, k = p["O"].shape[0], p["O"].shape[-1]
     width = cell.memory * k
-    seqs = [f"B{OUTER[j // r]}{s}" for s in strings for j in range(2 * r)]      # string-major: (S, 2R)
-    x = one_hot(seqs)
+    x = one_hot([f"B{OUTER[j // r]}{s}" for s in strings for j in range(2 * r)])    # string-major: (S, 2R)
     kicks = noise * np.stack([g.standard_normal((2 + length, 2 * r, width)) for g in streams], 1)   # (T, S, 2R, w)
-    s = np.zeros((1, n * 2 * r, width))
-    acc = np.empty((n, length))
+    s = np.zeros((e, n * 2 * r, width))
+    h = np.empty((length, e, n, 2 * r, k))
     for t in range(2 + length):
-        s = cell.step(p, x[t][None], s) + kicks[t].reshape(1, n * 2 * r, width)
+        s = cell.step(p, x[t], s) + kicks[t].reshape(n * 2 * r, width)
         if t >= 2:
-            acc[:, t - 2] = decodable.accuracy(cell.hidden(s[0]).reshape(n, 2 * r, k))
-    return acc
+            h[t - 2] = cell.hidden(s).reshape(e, n, 2 * r, k)
+    return np.moveaxis(decodable.accuracy(h), 0, -1)
 
 
 def rows(run: Run, stage: str, lengths: np.ndarray, m: Dict[str, np.ndarray]) -> pa.Table:
