@@ -4,7 +4,7 @@ A job declares ``after = ("training",)``: the jobs whose tables it reads, and a 
 ``source``, the directory it reads them from. In a spec holding both, ``source`` may be left
 out: the stage reads the sweep's own output. :func:`run` then runs the sweep in two phases:
 the earlier jobs first, then the later stage planned against what the earlier ones committed
-(two-phase planning; the record ``OUT/_sweeps/<hash>.json`` of the whole spec names the stage
+(two-phase planning; the record ``OUT/_sweeps/_stages/<hash>.json`` of the whole spec names the stage
 "not yet planned" until its phase is planned, which ``status`` shows). One spec, one command,
 resumable: a rerun skips every committed group of both phases.
 
@@ -26,6 +26,7 @@ from .spec import Spec
 from .store import Store
 from .survey import expected, survey
 
+STAGES_DIR = "_stages"     # OUT/_sweeps/_stages/<spec hash>.json: a staged spec's stages
 
 @dataclass(frozen=True)
 class Input:
@@ -109,26 +110,24 @@ def run(spec: Spec, store: Store, run_one, **options):
         return [run_one(spec, store, **options)]
     record = {"spec": spec.to_dict(), "stages": {job: "not yet planned" for job in staged}, "version": __version__}
     results = []
-    store.write_json(store.path("_sweeps", f"_stages-{spec.hash}.json"), record)
+    store.write_json(store.path("_sweeps", STAGES_DIR, f"{spec.hash}.json"), record)
     for phase in phases(spec, stage_root(store)):
         results.append(run_one(phase, store, **options))
         for job in phase.sections:
             if job in record["stages"]:
                 record["stages"][job] = f"planned: _sweeps/{phase.hash}.json"
-        store.write_json(store.path("_sweeps", f"_stages-{spec.hash}.json"), record)
+        store.write_json(store.path("_sweeps", STAGES_DIR, f"{spec.hash}.json"), record)
     return results
 
 
 def pending_stages(store: Store) -> Dict[str, str]:
     """Stages of staged sweeps recorded in ``store`` that are not planned yet, by job."""
     out: Dict[str, str] = {}
-    for rel in store.scan(store.path("_sweeps")):
-        name = rel.rsplit("/", 1)[-1]
-        if name.startswith("_stages-") and name.endswith(".json"):
-            record: Optional[Dict] = store.read_json(store.path(rel)) or {}
-            for job, state in record.get("stages", {}).items():
-                if state == "not yet planned":
-                    out[job] = f"{record['spec'].get('name', '?')}: not yet planned"
+    for rel in store.scan(store.path("_sweeps", STAGES_DIR)):
+        record: Dict = store.read_json(store.path(rel)) or {}
+        for job, state in record.get("stages", {}).items():
+            if state == "not yet planned":
+                out[job] = f"{record['spec'].get('name', '?')}: not yet planned"
     return out
 
 

@@ -232,7 +232,8 @@ def noisy(cell: cells.Cell, p: Dict[str, np.ndarray], strings: Sequence[str], no
     n, length, r = len(strings), max(map(len, strings)), decodable.REPEATS
     e, k = p["O"].shape[0], p["O"].shape[-1]
     width = cell.memory * k
-    x = one_hot([f"B{OUTER[j // r]}{s}" for s in strings for j in range(2 * r)])    # string-major: (S, 2R)
+    # String-major, (S, 2R): string i's R runs after T, then its R runs after P.
+    x = one_hot([f"B{a}{s}" for a in OUTER for s in strings])[:, [j // r * n + i for i in range(n) for j in range(2 * r)]]
     kicks = noise * np.stack([g.standard_normal((2 + length, 2 * r, width)) for g in streams], 1)   # (T, S, 2R, w)
     s = np.zeros((e, n * 2 * r, width))
     h = np.empty((length, e, n, 2 * r, k))
@@ -243,12 +244,23 @@ def noisy(cell: cells.Cell, p: Dict[str, np.ndarray], strings: Sequence[str], no
     return np.moveaxis(decodable.accuracy(h), 0, -1)
 
 
+def quantile(ordered: np.ndarray, counts: np.ndarray, level: float) -> np.ndarray:
+    """Per column, the ``level`` quantile of its first ``counts`` values (``ordered`` sorted
+    along axis 0, NaN last), interpolated linearly as ``numpy.quantile`` does by default."""
+    at = level * (counts - 1)
+    lo = np.floor(at).astype(int)
+    hi = np.minimum(lo + 1, counts - 1)
+    cols = np.arange(ordered.shape[1])
+    a, b = ordered[lo, cols], ordered[hi, cols]
+    return np.where(lo == hi, a, a + (at - lo) * (b - a))
+
+
 def rows(run: Run, stage: str, lengths: np.ndarray, m: Dict[str, np.ndarray]) -> pa.Table:
     length = m["distance"].shape[1]
     reach = (lengths[:, None] >= np.arange(1, length + 1)[None, :]).sum(0)
 
     def q(name, level):
-        return np.nanquantile(m[name], level, axis=0)
+        return quantile(np.sort(m[name], 0), reach, level)
 
     def const(value, type_):
         return pa.array([value] * length, type_)
