@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Tuple
 
-from . import __version__, cost, index
+from . import __version__, cost, index, stages
 from .compact import drop_groups, recover
 from .fileformat import Damaged, decode, open_checkpoint, seal_checkpoint
 from .index import Entry
@@ -61,12 +61,18 @@ class SweepResult:
     tables: List[str] = field(default_factory=list)
 
 
-def run(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Optional[int] = None,
-        overwrite: bool = False, resume_hint: str = "", verify: bool = False, executor=None,
-        large: bool = False) -> SweepResult:
-    """Run ``spec`` into ``store``; see the module docstring. Inputs are already validated
-    (``large``: with ``--large``, which the sweep's record keeps). ``executor`` (default: Ray,
-    see ``sweeps.cluster.RayExecutor``) runs the tasks."""
+def run(spec: Spec, store: Store, **options) -> SweepResult:
+    """Run ``spec`` into ``store``, a stage after the jobs it reads (``sweeps.stages``); the
+    options are :func:`run_phase`'s."""
+    return stages.combined(spec, stages.run(spec, store, run_phase, **options))
+
+
+def run_phase(spec: Spec, store: Store, address: Optional[str] = None, max_workers: Optional[int] = None,
+              overwrite: bool = False, resume_hint: str = "", verify: bool = False, executor=None,
+              large: bool = False) -> SweepResult:
+    """Run ``spec`` (no stage waiting for another) into ``store``; see the module docstring.
+    Inputs are already validated (``large``: with ``--large``, which the sweep's record keeps).
+    ``executor`` (default: Ray, see ``sweeps.cluster.RayExecutor``) runs the tasks."""
     t0 = time.perf_counter()
     lock = store.acquire_lock()
     try:

@@ -6,6 +6,7 @@ from typing import Dict, List, Tuple
 from .errors import UsageError
 from .plan import Group
 from .spec import validate
+from .stages import pending_stages
 from .store import FileStat, Store
 from .survey import group_state, survey
 
@@ -81,6 +82,8 @@ def print_status(store: Store, file=None) -> int:
     print(f"{'table':<14}{'groups done':>14}{'shards done':>14}{'pending':>10}", file=file)
     for table, (gd, gt, sd, st) in sorted(rows.items()):
         print(f"{table:<14}{f'{gd}/{gt}':>14}{f'{sd}/{st}':>14}{st - sd:>10}", file=file)
+    for job, state in sorted(pending_stages(store).items()):
+        print(f"{job:<14}{state}", file=file)
     for path, why in cat.damaged:
         print(f"damaged (the next launch sets it aside and computes it again): {store.display(path)}: {why}", file=file)
     return 0
