@@ -455,7 +455,7 @@ def claim4(memory: Optional[pd.DataFrame], claim: Optional[Claim] = None) -> Jud
                              f"{_tau(g.loc[k])}, {_said(table.loc[k])}" for k in dict.fromkeys((part[0], part[-1])))
             K = part[-1]
             c.findings.append(Finding(
-                scope, table.loc[part[0], "verdict"],
+                scope, Verdict(table.loc[part[0], "verdict"]),   # pandas keeps a str Enum's value as a plain str
                 f"decay rate of log median D per step ({int(v.loc[K, 'n_seeds'])} ensemble(s), "
                 f"{int(v.loc[K, 'n_draws'] / v.loc[K, 'n_seeds'])} draws each, l <= {int(v.loc[K, 'l_max'])}): {ends}.",
                 table.loc[part].reset_index(drop=True)))

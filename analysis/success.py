@@ -64,13 +64,13 @@ def constant_share(runs: pd.DataFrame, lengths: Optional[pd.DataFrame] = None, w
     one, else, for the test set, the ``lengths`` table's ``outer_T`` summed over lengths; NaN
     where the tables do not say (written before lksweep recorded the sets' composition)."""
     column = f"{which}_constant_outer"
-    if column in runs.columns:
-        return runs[column].astype(float)
+    out = (runs[column].astype(float) if column in runs.columns  # null in rows written before the column existed
+           else pd.Series(np.nan, index=runs.index))
     if which == "test" and lengths is not None and "outer_T" in lengths.columns:
-        t = lengths.groupby("run_id")[["outer_T", "n"]].sum()
+        t = lengths.dropna(subset=["outer_T"]).groupby("run_id")[["outer_T", "n"]].sum()
         share = (t["outer_T"] / t["n"]).reindex(runs["run_id"]).to_numpy()
-        return pd.Series(np.maximum(share, 1 - share), index=runs.index)
-    return pd.Series(np.nan, index=runs.index)
+        out = out.fillna(pd.Series(np.maximum(share, 1 - share), index=runs.index))
+    return out
 
 
 def predicts_constant(runs: pd.DataFrame, lengths: Optional[pd.DataFrame] = None) -> pd.Series:
@@ -79,7 +79,7 @@ def predicts_constant(runs: pd.DataFrame, lengths: Optional[pd.DataFrame] = None
     every length those with outer P (``lengths.outer_T``); without that column, where its test
     outer accuracy is the share of T or of P in the test set (within half a string). NaN where
     the tables give neither."""
-    if lengths is not None and "outer_T" in lengths.columns:
+    if lengths is not None and "outer_T" in lengths.columns and lengths["outer_T"].notna().any():
         d = lengths[lengths["run_id"].isin(runs["run_id"])]
         all_t = (d["outer_correct"] == d["outer_T"]).groupby(d["run_id"]).all()
         all_p = (d["outer_correct"] == d["n"] - d["outer_T"]).groupby(d["run_id"]).all()

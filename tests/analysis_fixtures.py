@@ -77,7 +77,10 @@ def write_runs(out, spec, constant=None, stops=None):
                    "outer_accuracy": acc if emb else np.nan, "test_outer_accuracy": acc if emb else np.nan,
                    "train_outer_accuracy": acc if emb else np.nan, "val_outer_accuracy": acc if emb else np.nan,
                    "strict": bool(acc == 1.0), "solved_epoch": None, "outer_epoch": None,
-                   "loss_floor": 3.5 if emb else 2.0, "loss_floor_guess": 4.0 if emb else 2.0}
+                   "loss_floor": 3.5 if emb else 2.0, "loss_floor_guess": 4.0 if emb else 2.0,
+                   # the sets' composition and lag are unknown unless ``constant`` says (tables written before them)
+                   **{f"{which}_constant_outer": None for which in ("train", "val", "test")},
+                   "test_in_train": None, "lag_min": None, "lag_max": None}
             if stops:
                 row["stop_reason"] = stops[(task, cell, k, recipe)][seed]
             row.update({f"{which}_constant_outer": share for which, share in (constant or {}).items()})
