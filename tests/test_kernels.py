@@ -138,6 +138,7 @@ def test_packing_round_trips_and_the_layout_is_the_kernels():
     assert both_engines(make_run("vanilla", 3, "none"))[0].off.tolist() == [0, 21, -1, 30, -1]
 
 
+@pytest.mark.slow
 def test_the_kernels_run_under_numba_bounds_checking(tmp_path):
     """This module's other tests with NUMBA_BOUNDSCHECK=1 (compiled afresh into a cache of its
     own: the check is a compile-time flag that numba's cache does not key on), then a read past
