@@ -186,4 +186,4 @@ def json_schema() -> Dict:
         props[name] = {"oneOf": [block, {"type": "array", "items": block, "minItems": 1}]}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "lksweep sweep spec",
             "type": "object", "properties": props, "additionalProperties": False,
-            "anyOf": [{"required": [name]} for name in jobs()]}
+            "anyOf": [*({"required": [name]} for name in jobs()), {"required": ["include"]}]}
