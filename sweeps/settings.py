@@ -163,16 +163,28 @@ class Ints(Kind):
     def parse(self, value, key: str) -> List[int]:
         if _is_int(value):
             value = [value]
-        ranges = [self._expand(part, key) for part in _items(value, key, "integers such as 3, 1-20 or 0,2,5-7")]
+        parts = _items(value, key, "integers such as 3, 1-20 or 0,2,5-7")
+        ranges = [self._expand(part, key) for part in parts]
         count = sum(r.stop - r.start for r in ranges)
         if count > MAX_VALUES:
             raise UsageError(f"{key}: {value!r} is {count:,} values; an option takes at most {MAX_VALUES:,} "
                              f"(split the sweep into several)")
+        for part, r in zip(parts, ranges):
+            for bound in (r.start, r.stop - 1):
+                if bound < self.minimum:
+                    raise UsageError(f"{key}: must be >= {self.minimum}, got {bound}")
+                if bound > self.top:
+                    raise UsageError(f"{key}: must be <= {self.top}, got {bound}")
+            if isinstance(part, str) and not re.fullmatch(rf"\s*({self.token})\s*", part):
+                # what the checks above leave to the grammar
+                raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {part.strip()!r}")
         return sorted(set().union(*ranges))
 
     def _expand(self, part, key: str) -> range:
+        """The integers one item writes, their bounds not checked yet (so that a huge range is
+        counted first)."""
         if _is_int(part):
-            return range(self._bounded(int(part), key), int(part) + 1)
+            return range(int(part), int(part) + 1)
         if not isinstance(part, str):
             raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {part!r}")
         text = part.strip()
@@ -182,18 +194,7 @@ class Ints(Kind):
         a, b = (_digits(lo, text, key), _digits(hi, text, key)) if sep else (_digits(text, text, key),) * 2
         if b < a:
             raise UsageError(f"{key}: range {text!r} is reversed; write {b}-{a}")
-        self._bounded(a, key)
-        self._bounded(b, key)
-        if not re.fullmatch(rf"\s*({self.token})\s*", text):   # what the checks above left to the grammar
-            raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {text!r}")
         return range(a, b + 1)
-
-    def _bounded(self, value: int, key: str) -> int:
-        if value < self.minimum:
-            raise UsageError(f"{key}: must be >= {self.minimum}, got {value}")
-        if value > self.top:
-            raise UsageError(f"{key}: must be <= {self.top}, got {value}")
-        return value
 
     def schema(self) -> Dict:
         one = {"type": "integer", "minimum": self.minimum, "maximum": self.top}
@@ -205,7 +206,7 @@ class Ints(Kind):
 def _digits(text: str, whole_text: str, key: str) -> int:
     if not re.fullmatch(rf"\s*{DIGITS}\s*", text):
         raise UsageError(f"{key}: {whole_text!r} is not an integer (expected e.g. 3, 1-20 or 0,2,5-7)")
-    if len(text.strip().lstrip("0")) > len(str(LARGEST)):
+    if len(text.strip().lstrip("0")) > 4000:   # Python reads no longer number
         raise UsageError(f"{key}: {whole_text!r} is too large (at most {LARGEST})")
     return _int(text)
 
