@@ -20,7 +20,8 @@ Intervals (all two-sided, 95 % by default):
   interval falls back to the **within-ensemble normal interval** mean ± z · std/√n_draws.
   The column ``ci_method`` says which was used. D is non-negative: ``ci_lo`` is clipped at 0.
 - Accuracies across training seeds (:func:`mean_ci`): Student-t interval over seeds.
-- Success rates (:func:`wilson`): Wilson score interval for x successes out of n.
+- Success rates (:func:`sweeps.stats.wilson`, the jobs' too): Wilson score interval for x
+  successes out of n.
 - Two recipes run on the same seeds (so the same initial weights and strings) are compared
   paired (:func:`mcnemar`): the exact McNemar test on the seeds where one succeeds and the other
   does not.
@@ -38,10 +39,11 @@ import pandas as pd
 import pyarrow as pa
 
 from sweeps.fileformat import Damaged, decode
+from sweeps.stats import wilson, z_quantile
 from sweeps.store import Store
 from sweeps.survey import expected, survey
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"lksweep.{__name__}")   # a child of the package's logger
 
 
 class NoData(ValueError):
@@ -249,18 +251,6 @@ def t_quantile(p: float, df: int) -> float:
     return 0.5 * (lo + hi)
 
 
-def z_quantile(p: float) -> float:
-    """The ``p``-quantile of the standard normal (bisection on erf)."""
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 def mean_ci(values: Iterable[float], level: float = 0.95):
     """(mean, lo, hi) of ``values``: Student-t interval; (mean, nan, nan) for fewer than 2."""
     x = np.asarray(list(values), dtype=float)
@@ -272,18 +262,6 @@ def mean_ci(values: Iterable[float], level: float = 0.95):
         return (m, math.nan, math.nan)
     half = t_quantile(0.5 + level / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
     return (m, m - half, m + half)
-
-
-def wilson(successes: int, n: int, level: float = 0.95):
-    """Wilson score interval (lo, hi) for a rate of ``successes`` out of ``n``; (nan, nan) if n = 0."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    z = z_quantile(0.5 + level / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def mcnemar(b: int, c: int) -> float:

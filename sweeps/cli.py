@@ -1,13 +1,12 @@
 """The ``lksweep`` command line. Bad input: one line on stderr, exit code 2."""
 import argparse
 import json
-import logging
 import shlex
 import sys
 from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import __version__, contract, cost, runner
+from . import __version__, console, contract, cost, runner
 from . import compact as compaction
 from . import spec as specs
 from .cluster import interrupts, resolve_address
@@ -16,13 +15,7 @@ from .job import jobs
 from .settings import add_flags, from_flags
 from .store import Store
 
-
-class Warnings(logging.Handler):
-    """The package's logged warnings, one line each on stderr (looked up when written, so a
-    redirected stderr gets them)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        print(f"lksweep: warning: {record.getMessage()}", file=sys.stderr)
+log = console.logger(__name__)
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,6 +56,7 @@ def build_parser() -> Tuple[Parser, Dict[str, Callable]]:
     parser = Parser(prog="lksweep", description="Sweeps of the (l,k)-discrepancy and of Reber-grammar "
                     "training of recurrent cells, on Ray, into Parquet.")
     parser.add_argument("--version", action="version", version=f"lksweep {__version__}")
+    _verbosity(parser, "normal")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     handlers: Dict[str, Callable] = {}
     for job in jobs().values():
@@ -101,7 +95,17 @@ def build_parser() -> Tuple[Parser, Dict[str, Callable]]:
     sc = sub.add_parser("schema", help="print the JSON Schema of sweep specs (or, with --tables, every table's columns)")
     sc.add_argument("--tables", action="store_true", help="the columns of every table, documented, as Markdown")
     handlers["schema"] = lambda a, argv: schema(a)
+    for p in sub.choices.values():
+        _verbosity(p, argparse.SUPPRESS)   # after the command too; absent, the one before it holds
     return parser, handlers
+
+
+def _verbosity(p: argparse.ArgumentParser, default) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", dest="verbosity", action="store_const", const="quiet", default=default,
+                   help="say only warnings and errors, no progress bar (results still print)")
+    g.add_argument("--verbose", dest="verbosity", action="store_const", const="verbose", default=default,
+                   help="say debug detail too")
 
 
 def _launch_job(job, a, argv: List[str]) -> int:
@@ -119,8 +123,8 @@ def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
     with interrupts():
         summary = runner.run(sweep, store, address=address, max_workers=a.max_workers, overwrite=a.overwrite,
                              resume_hint=command, verify=a.verify, large=a.large)
-        runner.print_summary(summary)
-        print(f"Resume or extend: {command}")
+        print_summary(summary)
+        console.out(f"Resume or extend: {command}")
         if a.compact:
             compact(store)
         if sweep.report:
@@ -128,15 +132,28 @@ def launch(sweep: specs.Spec, a, argv: List[str]) -> int:
     return 0
 
 
+def print_summary(summary: runner.SweepResult) -> None:
+    store = summary.store
+    console.out(f"lksweep: {summary.spec.name}: {summary.computed} shard(s) computed, {summary.reused} reused, "
+                f"{summary.groups_committed} group(s) committed, {summary.groups_skipped} already done "
+                f"in {summary.seconds:.1f} s", f"Results: {store.display()}")
+    if store.is_local:
+        console.out(*(f"  pandas.read_parquet({store.path(table)!r})" for table in summary.tables))
+        return
+    # the URI's options (an endpoint, a region) travel with the filesystem, not with a path
+    console.out(f"  fs = pyarrow.fs.FileSystem.from_uri({store.uri!r})[0]",
+                *(f"  pandas.read_parquet({store.path(table)!r}, filesystem=fs)" for table in summary.tables))
+
+
 def compact(store: Store, part_mb: float = compaction.PART_MB) -> int:
     store.check_readable()
     done = compaction.compact(store, part_mb)
     for line in done.damaged:
-        print(f"lksweep: damaged, set aside (its groups will be computed again): {line}", file=sys.stderr)
-    for table, (before, after, groups) in sorted(done.tables.items()):
-        print(f"  {table}: {before} file(s) -> {after} part(s), {groups} group(s)")
-    print(f"Compacted {store.display()}: {len(done.tables)} table(s); {done.shards_removed} shard file(s) of "
-          f"committed groups removed")
+        log.warning(f"lksweep: damaged, set aside (its groups will be computed again): {line}")
+    console.out(*(f"  {table}: {before} file(s) -> {after} part(s), {groups} group(s)"
+                  for table, (before, after, groups) in sorted(done.tables.items())),
+                f"Compacted {store.display()}: {len(done.tables)} table(s); {done.shards_removed} shard file(s) of "
+                f"committed groups removed")
     return 0
 
 
@@ -159,29 +176,28 @@ def status(a) -> int:
 
 def schema(a) -> int:
     if not a.tables:
-        print(json.dumps(specs.json_schema(), indent=1))
+        console.out(json.dumps(specs.json_schema(), indent=1))
         return 0
     for job in jobs().values():
         for table, columns in job.schemas.items():
-            print(f"## {table} ({job.name} job)\n\n{contract.describe(columns)}\n")
+            console.out(f"## {table} ({job.name} job)\n\n{contract.describe(columns)}\n")
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    package = logging.getLogger("sweeps")
-    if not any(isinstance(h, Warnings) for h in package.handlers):
-        package.addHandler(Warnings(logging.WARNING))
     try:
+        console.configure()
         parser, handlers = build_parser()
         a = parser.parse_args(argv)
+        console.configure(a.verbosity)
         return handlers[a.command](a, argv)
     except (UsageError, SweepError) as e:
-        print(f"lksweep: error: {e}", file=sys.stderr)
+        console.out(f"lksweep: error: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # a full disk, a lost mount: committed files stay as they were
-        print(f"lksweep: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; files committed "
-              f"so far are intact, run the same command again to resume", file=sys.stderr)
+        console.out(f"lksweep: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; files committed "
+                    f"so far are intact, run the same command again to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:   # sweeps.cluster.Interrupted for SIGTERM: 143
         return getattr(e, "exit_code", 130)

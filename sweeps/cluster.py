@@ -164,30 +164,22 @@ class RayExecutor:
         self._jobs: Dict[str, Any] = {}
 
     def __enter__(self):
-        self._console = console_to(self.log_path)
-        self.console = self._console.__enter__()
-        try:
-            self.ray, self._started = start_ray(self.address, self.max_workers if self.address is None else None)
-            self._interrupts = interrupts()
-            self._interrupts.__enter__()
+        with contextlib.ExitStack() as stack:
+            self.console = stack.enter_context(console_to(self.log_path))
+            self.ray, started = start_ray(self.address, self.max_workers if self.address is None else None)
+            if started:
+                stack.callback(self.ray.shutdown)
+            stack.enter_context(interrupts())   # after ray.init, which installs its own handlers
             self._remote = self.ray.remote(run).options(num_cpus=1, max_retries=3)
             cpus = int(self.ray.cluster_resources().get("CPU", 1))
             self.capacity = self.max_workers or cpus
             self.node_memory = max((n.get("Resources", {}).get("memory", 0) for n in self.ray.nodes() if n.get("Alive")),
                                    default=0) or None
-        except BaseException:
-            self._console.__exit__(*sys.exc_info())
-            raise
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc):
-        try:
-            self._interrupts.__exit__(*exc)
-            if self._started:
-                self.ray.shutdown()
-        finally:
-            self._console.__exit__(*exc)
-        return False
+        return self._stack.__exit__(*exc)
 
     def submit(self, job: Job, task: Task):
         if job.name not in self._jobs:

@@ -19,7 +19,6 @@ After compaction a damaged part is set aside and its groups computed again from 
 (their shards are gone). Compaction holds one table's rows in memory at a time, as a pandas
 reader of that table would.
 """
-import logging
 import os
 import shutil
 import time
@@ -29,14 +28,14 @@ from typing import Dict, Iterable, List, Set, Tuple
 
 import pyarrow as pa
 
-from . import __version__, index
+from . import __version__, console, index
 from .fileformat import Damaged, decode, encode
 from .index import Entry
 from .status import recorded_groups, sweep_records
 from .store import LIBC, Store
 from .survey import expected, survey
 
-log = logging.getLogger(__name__)
+log = console.logger(__name__)
 
 PART_MB = 128
 STAGE, OLD = ".compacted-", ".precompact-"

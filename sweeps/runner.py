@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Tuple
 
-from . import __version__, cost, index, stages
+from . import __version__, console, cost, index, stages
 from .compact import drop_groups, recover
 from .fileformat import Damaged, decode, open_checkpoint, seal_checkpoint
 from .index import Entry
@@ -44,6 +44,8 @@ POLL_S = 0.5
 COMMIT_S = 0.1
 # A task running longer than this shows its age beside the progress bar (seconds).
 LONG_TASK_S = 600.0
+
+log = console.logger(__name__)
 
 
 @dataclass
@@ -84,21 +86,29 @@ def run_phase(spec: Spec, store: Store, address: Optional[str] = None, max_worke
         cat = survey(store, tables, jobs, verify)
         states = [group_state(cat, g) for g in groups]
         conflicts = [s for s in states if s.conflict] if overwrite else refuse_conflicts(states)
-        sweep = Sweep(spec, store, cat, SweepResult(spec, store, tables=tables), resume_hint)
+        sweep = Sweep(spec, store, cat, SweepResult(spec, store, tables=tables))
         sweep.drop(conflicts)
         states = [group_state(cat, s.group) if s.conflict else s for s in states]
         store.write_json(store.path("_sweeps", f"{spec.hash}.json"), record(spec, groups, large))
         try:
             sweep.start(states)
+            log.debug("%d group(s): %d already committed, %d shard(s) reused, %d to compute", len(states),
+                      sweep.result.groups_skipped, sweep.result.reused, sweep.queued)
             if sweep.queue:
-                print(f"lksweep: {spec.name}: {cost.describe(spec.cost, sweep.queued)}", file=sys.stderr)
+                log.info(f"lksweep: {spec.name}: {cost.describe(spec.cost, sweep.queued)}")
                 if executor is None:
                     from .cluster import RayExecutor
                     executor = RayExecutor(address, max_workers, _log_path(store, spec))
-                with executor as ex:
-                    if address is not None:
-                        cost.check_memory(spec.cost, ex.node_memory, "the cluster's largest node")
-                    sweep.compute(ex, max_workers)
+                try:
+                    with executor as ex:
+                        if address is not None:
+                            cost.check_memory(spec.cost, ex.node_memory, "the cluster's largest node")
+                        sweep.compute(ex, max_workers)
+                except KeyboardInterrupt:
+                    # Said once the executor has given the terminal back (Ray's output goes to its log).
+                    log.warning(f"\nlksweep: interrupted; {sweep.result.computed} shard(s) of this run are "
+                                f"committed in {store.display()}.\nResume with: {resume_hint}")
+                    raise
         finally:
             sweep.close()
     finally:
@@ -134,8 +144,8 @@ def batches(states: List[GroupState]) -> List[List[Shard]]:
 class Sweep:
     """One launch's bookkeeping: what is pending, what came back, what is committed."""
 
-    def __init__(self, spec: Spec, store: Store, cat: Catalog, result: SweepResult, resume_hint: str):
-        self.spec, self.store, self.cat, self.result, self.resume_hint = spec, store, cat, result, resume_hint
+    def __init__(self, spec: Spec, store: Store, cat: Catalog, result: SweepResult):
+        self.spec, self.store, self.cat, self.result = spec, store, cat, result
         self.queue: Deque[List[Shard]] = deque()   # batches to submit
         self.queued = 0                              # shards in them
         self.merges: Deque[str] = deque()           # groups whose shards all finished in several tasks
@@ -168,8 +178,8 @@ class Sweep:
     def set_aside(self, path: str, why: str) -> None:
         target = self.store.set_aside(path)
         self.gone.add(self.store.rel(path))
-        print(f"lksweep: {self.store.display(path)} is damaged: {why}; set aside to "
-              f"{self.store.display(target)}, computing it again", file=sys.stderr)
+        log.warning(f"lksweep: {self.store.display(path)} is damaged: {why}; set aside to "
+                    f"{self.store.display(target)}, computing it again")
         self.result.damaged.append(path)
 
     def start(self, states: List[GroupState]) -> None:
@@ -221,9 +231,9 @@ class Sweep:
         from tqdm import tqdm
 
         window = max_workers or 2 * ex.capacity
-        console = getattr(ex, "console", sys.stderr)
-        self.bar = tqdm(total=self.queued, unit="shard", desc=self.spec.name, file=console,
-                        dynamic_ncols=True, smoothing=0.1, mininterval=0.5, disable=getattr(ex, "quiet", False))
+        quiet = getattr(ex, "quiet", False) or not console.progress_shown()
+        self.bar = tqdm(total=self.queued, unit="shard", desc=self.spec.name, file=getattr(ex, "console", sys.stderr),
+                        dynamic_ncols=True, smoothing=0.1, mininterval=0.5, disable=quiet)
         in_flight: Dict = {}
         got: List[Tuple[Task, object]] = []        # finished, not committed yet
         last_commit = time.monotonic()
@@ -232,6 +242,8 @@ class Sweep:
                 while (self.queue or self.merges) and len(in_flight) < window:
                     task = self._merge_task(self.merges.popleft()) if self.merges else self._pack(window)
                     in_flight[ex.submit(get_job(task.job), task)] = (task, time.monotonic())
+                    log.debug("submitted a %s task: %d shard(s), %d group(s) to merge", task.job, task.size,
+                              len(task.finish))
                 wait = POLL_S if not got else max(0.0, COMMIT_S - (time.monotonic() - last_commit))
                 got += [(in_flight.pop(h)[0], h) for h in ex.wait(list(in_flight), wait)]
                 if got and (time.monotonic() - last_commit >= COMMIT_S or not in_flight):
@@ -247,9 +259,6 @@ class Sweep:
                 self._receive(ex, got)
             except Exception:  # noqa: BLE001 - the interrupt is what we report
                 pass
-            self.bar.close()
-            print(f"\nlksweep: interrupted; {self.result.computed} shard(s) of this run are committed in "
-                  f"{self.store.display()}.\nResume with: {self.resume_hint}", file=console)
             raise
         finally:
             self.bar.close()
@@ -314,8 +323,8 @@ class Sweep:
         except (Damaged, ValueError) as e:
             target = self.store.set_aside(path)
             self.checkpoints.discard((shard.group, shard.id))
-            print(f"lksweep: checkpoint {self.store.display(path)} cannot be used ({e}); set aside to "
-                  f"{self.store.display(target)}; {shard.group} starts again from the beginning", file=sys.stderr)
+            log.warning(f"lksweep: checkpoint {self.store.display(path)} cannot be used ({e}); set aside to "
+                        f"{self.store.display(target)}; {shard.group} starts again from the beginning")
             return None
 
     def _receive(self, ex, finished: List[Tuple[Task, object]]) -> None:
@@ -361,6 +370,7 @@ class Sweep:
             else:
                 continue
             kept.append(o)
+        log.debug("committing %d file(s)", len(files))
         touched: Dict[str, None] = {}
         for (path, data), mtime, o in zip(files, self.store.commit(files), kept):
             touched[o.group] = None
@@ -449,20 +459,3 @@ def record(spec: Spec, groups, large: bool = False) -> Dict:
         key = g.job if len(kinds[g.job]) == 1 else f"{g.job}:{'+'.join(g.tables)}"
         planned.setdefault(key, {"tables": list(g.tables), "groups": []})["groups"].append(g.name)
     return {"spec": spec.to_dict(), **({"large": True} if large else {}), "planned": planned, "version": __version__}
-
-
-def print_summary(summary: SweepResult, file=None) -> None:
-    file = file or sys.stdout
-    store = summary.store
-    print(f"lksweep: {summary.spec.name}: {summary.computed} shard(s) computed, {summary.reused} reused, "
-          f"{summary.groups_committed} group(s) committed, {summary.groups_skipped} already done "
-          f"in {summary.seconds:.1f} s", file=file)
-    print(f"Results: {store.display()}", file=file)
-    if store.is_local:
-        for table in summary.tables:
-            print(f"  pandas.read_parquet({store.path(table)!r})", file=file)
-        return
-    # the URI's options (an endpoint, a region) travel with the filesystem, not with a path
-    print(f"  fs = pyarrow.fs.FileSystem.from_uri({store.uri!r})[0]", file=file)
-    for table in summary.tables:
-        print(f"  pandas.read_parquet({store.path(table)!r}, filesystem=fs)", file=file)

@@ -25,7 +25,7 @@ from . import cost
 from .errors import UsageError, shown
 from .job import get_job, jobs
 from .plan import Group, content_hash
-from .settings import Settings
+from .settings import Settings, key_name
 
 META_KEYS = ("name", "description", "report", "include")
 MAX_INCLUDES = 100        # specs read through ``include``, in all
@@ -161,8 +161,15 @@ def _blocks(section) -> list:
 
 
 def validate(raw, default_name: str = "sweep", large: bool = False) -> Spec:
-    """The Spec of a raw mapping, every value checked, and its number of shards
+    """The Spec of a raw mapping, every value checked (:func:`parse`), and its number of shards
     (``sweeps.cost.check_count``: ``large`` lifts the documented limit) before it is planned."""
+    return _checked(parse(raw, default_name), large)
+
+
+def parse(raw, default_name: str = "sweep") -> Spec:
+    """The Spec of a raw mapping, every value checked: what :func:`json_schema` accepts, and
+    no more (a range's order and the count of an option's values aside, which no JSON Schema
+    states). Cost limits and planning come after (:func:`validate`)."""
     known = jobs()
     if raw is None:
         raise UsageError(f"SPEC: the spec is empty; give at least one section: {', '.join(known)}")
@@ -170,7 +177,7 @@ def validate(raw, default_name: str = "sweep", large: bool = False) -> Spec:
         raise UsageError(f"SPEC: expected a mapping with sections {', '.join(known)}, got {type(raw).__name__}")
     unknown = set(raw) - set(known) - set(META_KEYS)
     if unknown:
-        raise UsageError(f"SPEC: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+        raise UsageError(f"SPEC: unknown key(s) {', '.join(sorted(map(key_name, unknown)))}; "
                          f"allowed: {', '.join(sorted(set(known) | set(META_KEYS)))}")
     sections = {}
     for name, job in known.items():
@@ -187,7 +194,12 @@ def validate(raw, default_name: str = "sweep", large: bool = False) -> Spec:
     report = raw.get("report", False)
     if not isinstance(report, bool):
         raise UsageError(f"SPEC: report must be true or false, got {shown(report)}")
-    return _checked(Spec(name, sections, report), large)
+    if not isinstance(raw.get("description", ""), str):
+        raise UsageError(f"SPEC: description must be text, got {shown(raw['description'])}")
+    includes = raw.get("include", [])
+    if not isinstance(includes, (str, list)) or not all(isinstance(i, str) for i in includes):
+        raise UsageError(f"SPEC: include must be a spec name or path, or a list of them, got {shown(includes)}")
+    return Spec(name, sections, report)
 
 
 def check_name(name) -> str:
@@ -227,4 +239,5 @@ def json_schema() -> Dict:
         block = {**job.Settings.json_schema(), "description": job.help}
         props[name] = {"oneOf": [block, {"type": "array", "items": block, "minItems": 1}]}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "lksweep sweep spec",
-            "type": "object", "properties": props, "additionalProperties": False}
+            "type": "object", "properties": props, "additionalProperties": False,
+            "anyOf": [*({"required": [name]} for name in jobs()), {"required": ["include"]}]}

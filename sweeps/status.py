@@ -1,14 +1,16 @@
 """``lksweep status DIR``: what every sweep launched on DIR has done and has left."""
-import sys
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
+from . import console
 from .errors import UsageError
 from .plan import Group
 from .spec import validate
 from .stages import pending_stages
 from .store import FileStat, Store
 from .survey import group_state, survey
+
+log = console.logger(__name__)
 
 
 def sweep_records(store: Store) -> Dict[str, FileStat]:
@@ -33,14 +35,14 @@ def recorded_groups(store: Store) -> Tuple[Dict, int]:
         record = store.read_json(path)
         if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
             # unreadable, or written by another lksweep version
-            print(f"lksweep: skipping unreadable sweep record {store.display(path)}", file=sys.stderr)
+            log.warning(f"lksweep: skipping unreadable sweep record {store.display(path)}")
             continue
         try:
             # checked as its launch was (a record is input too): nothing is planned beyond the sizes
             # a launch accepts, with --large only where the launch said so
             planned = validate(record["spec"], large=record.get("large") is True).groups()
         except UsageError as e:
-            print(f"lksweep: skipping sweep record {store.display(path)}: {e}", file=sys.stderr)
+            log.warning(f"lksweep: skipping sweep record {store.display(path)}: {e}")
             continue
         for g in planned:
             groups.setdefault((g.job, g.name), g)
@@ -62,7 +64,6 @@ def writer_line(store: Store) -> str:
 
 
 def print_status(store: Store, file=None) -> int:
-    file = file or sys.stdout
     planned, n = recorded_groups(store)
     groups: List[Group] = list(planned.values())
     cat = survey(store, {t for g in groups for t in g.tables}, {g.job for g in groups})
@@ -78,12 +79,11 @@ def print_status(store: Store, file=None) -> int:
                 row[2] += len(g.shards)
             else:
                 row[2] += len(state.done)
-    print(f"{store.display()}: {n} sweep(s){writer_line(store)}", file=file)
-    print(f"{'table':<14}{'groups done':>14}{'shards done':>14}{'pending':>10}", file=file)
-    for table, (gd, gt, sd, st) in sorted(rows.items()):
-        print(f"{table:<14}{f'{gd}/{gt}':>14}{f'{sd}/{st}':>14}{st - sd:>10}", file=file)
-    for job, state in sorted(pending_stages(store).items()):
-        print(f"{job:<14}{state}", file=file)
-    for path, why in cat.damaged:
-        print(f"damaged (the next launch sets it aside and computes it again): {store.display(path)}: {why}", file=file)
+    console.out(f"{store.display()}: {n} sweep(s){writer_line(store)}",
+                f"{'table':<14}{'groups done':>14}{'shards done':>14}{'pending':>10}",
+                *(f"{table:<14}{f'{gd}/{gt}':>14}{f'{sd}/{st}':>14}{st - sd:>10}"
+                  for table, (gd, gt, sd, st) in sorted(rows.items())),
+                *(f"{job:<14}{state}" for job, state in sorted(pending_stages(store).items())),
+                *(f"damaged (the next launch sets it aside and computes it again): {store.display(path)}: {why}"
+                  for path, why in cat.damaged), file=file)
     return 0

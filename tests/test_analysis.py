@@ -79,6 +79,19 @@ def test_wilson_against_brute_force(x, n):
     assert abs(lo - ok.min()) < 1e-5 and abs(hi - ok.max()) < 1e-5
 
 
+def test_one_wilson_interval_for_arrays_and_numbers_and_the_memory_jobs_quantile():
+    from sweeps import stats
+    from sweeps.jobs import memory
+
+    x, n = np.array([0, 3, 10, 7, 0]), np.array([10, 10, 10, 25, 0])
+    lo, hi = stats.wilson(x, n, level=0.975)
+    for i in range(4):
+        assert (lo[i], hi[i]) == wilson(int(x[i]), int(n[i]), level=0.975)
+    assert np.isnan(lo[4]) and np.isnan(hi[4]) and all(map(math.isnan, wilson(0, 0)))
+    exact = z_quantile(1 - (1 - memory.LEVEL) / 4)
+    assert abs(memory.Z_END - exact) <= math.ulp(exact)     # the written-out constant is that quantile
+
+
 def test_discrepancy_summary_against_direct_computation(disc_dir):
     raw = pd.read_parquet(os.path.join(disc_dir, "discrepancy"))
     s = discrepancy_summary(raw)

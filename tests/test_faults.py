@@ -90,6 +90,7 @@ def test_an_address_that_answers_but_is_not_ray_is_refused_at_once(tmp_path, ser
     srv.shutdown() if server == "http" else srv.close()
 
 
+@pytest.mark.slow
 def test_ballistic_kills_until_done_equal_an_uninterrupted_run(tmp_path, reference):
     """Start the launcher and SIGKILL it at a random moment, again and again, until one run
     finishes by itself; no committed shard is ever rewritten and the table is the same.

@@ -201,6 +201,7 @@ def test_a_changed_adam_constant_reaches_the_compiled_kernels():
     assert np.abs(other - fast).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_the_kernels_run_under_numba_bounds_checking(tmp_path):
     """This module's other tests with NUMBA_BOUNDSCHECK=1 (compiled afresh into a cache of its
     own: the check is a compile-time flag that numba's cache does not key on), then a read past

@@ -372,6 +372,7 @@ def _chromium():
     pytest.skip("chromium is not installed (apt-get install -y chromium)")
 
 
+@pytest.mark.slow
 def test_report_loads_in_headless_browser(report_dir, tmp_path):
     out, path = report_dir
     probe = ("<script>window.__errors=[];window.addEventListener('error',e=>window.__errors.push(String(e.message)));"

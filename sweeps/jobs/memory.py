@@ -20,10 +20,12 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import pyarrow as pa
 
-from .. import contract
+from .. import contract, stats
 
 LEVEL = 0.95
-Z_END = 2.241402727604947    # the 1 - (1 - LEVEL) / 4 normal quantile: 97.5 % two-sided at each end
+# The 1 - (1 - LEVEL) / 4 normal quantile (97.5 % two-sided at each end): stats.z_quantile of it
+# to within one ulp (tests/test_analysis.py), written out so that the tables keep their bits.
+Z_END = 2.241402727604947
 FLOOR = {"float64": 1e3 * np.finfo(np.float64).eps, "float32": 1e3 * np.finfo(np.float32).eps}
 BIN = 10 ** (1 / contract.BINS_PER_DECADE)
 PERIOD_MAX, SETTLED = contract.PERIOD_MAX, contract.SETTLED
@@ -144,14 +146,6 @@ def median_bands(hist: np.ndarray, mid: np.ndarray, floor: float) -> Tuple[np.nd
     return lo, hi
 
 
-def wilson_bands(x: np.ndarray, n: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Wilson score bounds at 97.5 % for x successes out of n (arrays)."""
-    p, z2 = x / n, Z_END**2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z_END * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
-
-
 def window_end(usable: np.ndarray) -> int:
     """The last l (1-based) of the run of usable l's that starts at l = 1; 0 if l = 1 is not."""
     bad = np.flatnonzero(~usable)
@@ -203,7 +197,7 @@ def memory_row(s, hist: np.ndarray, mid: np.ndarray, n: np.ndarray, distinct: np
     lo, hi = median_bands(hist, mid, FLOOR[s.dtype])
     rate = two_point_rate(lo, mid, hi, FLOOR[s.dtype])
     frac = distinct / n
-    wl, wh = wilson_bands(distinct, n)
+    wl, wh = stats.wilson(distinct, n, z=Z_END)
     drate = two_point_rate(wl, frac, wh, 0.0)
     below = np.flatnonzero(frac < 0.5)
     row = {"cell": s.cell, "init": s.init, "gain": gain, "k": s.k, "seed": s.seed, "dtype": s.dtype,

@@ -12,7 +12,6 @@ or the compiled fast path of ``kernels``), ``evaluation`` (HS97 accuracies), ``g
 ``tables`` (the six tables, documented).
 """
 import itertools
-import logging
 import math
 import time
 from typing import Dict, List, Optional
@@ -22,6 +21,7 @@ import torch
 
 import cells
 
+from ... import console
 from ...errors import UsageError
 from ...job import Checkpoint, Estimate, Job, register_job
 from ...plan import Group, Shard, as_dict, content_hash
@@ -38,7 +38,7 @@ from .tables import SCHEMAS, TABLES, unpack
 MAX_K = 1024
 MAX_STRINGS = 100_000
 MAX_EPOCHS = 100_000
-log = logging.getLogger(__name__)
+log = console.logger(__name__)
 
 
 @register_job

@@ -5,6 +5,7 @@ import sys
 
 import cells
 
+from ... import console
 from ...errors import UsageError
 from ...settings import Int
 from . import reber
@@ -24,11 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def grammar(a) -> int:
     """``grammar sample``: one string a line; ``grammar check``: 0 when all are valid, else 1."""
     if a.action == "sample":
-        n, seed = Int(minimum=1).parse(a.n, "-n"), Int(minimum=0).parse(a.seed, "--seed")
+        n, seed = Int(minimum=1).parse_text(a.n, "-n"), Int(minimum=0).parse_text(a.seed, "--seed")
         rng = cells.stream("cli", seed)
         try:
             for _ in range(n):   # one string at a time (the strings of reber.sample_set): memory stays flat
-                print(reber.sample(rng, a.embedded))
+                console.out(reber.sample(rng, a.embedded))
         except BrokenPipeError:   # the reader stopped early (`| head`): so do we, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -41,12 +42,12 @@ def grammar(a) -> int:
     for s in a.strings:
         states, pos = reber.walk(s, a.embedded)
         if pos is None:
-            print(f"{s}: valid")
+            console.out(f"{s}: valid")
             continue
         invalid += 1
         allowed = "".join(reber.moves(states[-1] if states else reber.START, a.embedded))
         found = f"{s[pos]!r}" if pos < len(s) else "the end of the string"
-        print(f"{s}: invalid at position {pos} (0-based): {found} where the grammar allows {', '.join(allowed)}")
+        console.out(f"{s}: invalid at position {pos} (0-based): {found} where the grammar allows {', '.join(allowed)}")
     return 1 if invalid else 0
 
 

@@ -16,7 +16,6 @@ kernels (``kernels.LAYOUT``: every shipped cell). The two agree to rounding, so 
 part of a run's identity; ``auto`` picks ``numba`` wherever it applies.
 """
 import os
-import sys
 from typing import Dict, List
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 
 import cells
 
+from ... import console
 from ...errors import UsageError
 from . import kernels, models
 from .evaluation import per_string
@@ -32,6 +32,8 @@ from .reber import Encoded
 from .run import DTYPES, Run
 
 ENGINES = ("auto", "numba", "torch")
+
+log = console.logger(__name__)
 
 
 def resolve(engine: str, cell: str, dtype: str) -> str:
@@ -113,8 +115,8 @@ class NumbaEngine:
     def __init__(self, cell: cells.Cell, run: Run, data: Dict[str, Encoded], params: List[Dict[str, np.ndarray]]):
         where = kernels.cache_dir()
         if not NumbaEngine.said_where and os.path.dirname(where) != os.path.dirname(kernels.__file__):
-            print(f"lksweep: the training kernels are compiled into {where} (the package directory is not "
-                  "writable, or NUMBA_CACHE_DIR says so)", file=sys.stderr)
+            log.warning(f"lksweep: the training kernels are compiled into {where} (the package directory is not "
+                        "writable, or NUMBA_CACHE_DIR says so)")
         NumbaEngine.said_where = True
         kernels.check(cell)
         self.run = run

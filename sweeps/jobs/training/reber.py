@@ -17,7 +17,6 @@ lengths (``--lag``), or from the grammar's own distribution, in both cases witho
 already drawn.
 """
 import bisect
-import logging
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,10 +26,11 @@ import torch
 
 import cells
 
+from ... import console
 from ...contract import ALPHABET  # one-hot order, n = 7
 from ...errors import UsageError
 
-log = logging.getLogger(__name__)
+log = console.logger(__name__)
 INDEX = {s: i for i, s in enumerate(ALPHABET)}
 TASKS = ("reber", "embedded-reber")
 
