@@ -101,8 +101,9 @@ def every_cell(train: reber.Encoded, torch_epochs: int = 1, fast_epochs: int = 2
           f"{'fast/GRU fast':>14} {'fast ns/(string-step seed)':>27}")
     for cell, (fast, slow) in times.items():
         k = models.MATCHED[cell]
-        print(f"{cell:<8} {k:>3} {models.n_params(cell, k, 'authors'):>6} {fast:>13.4f} {slow:>14.2f} "
-              f"{slow / fast:>10.0f}x {fast / gru:>13.2f}x {1e9 * fast / steps:>27.0f}")
+        torch_cols = f"{slow:>14.2f} {slow / fast:>10.0f}x" if against_torch else f"{'-':>14} {'-':>11}"
+        print(f"{cell:<8} {k:>3} {models.n_params(cell, k, 'authors'):>6} {fast:>13.4f} {torch_cols} "
+              f"{fast / gru:>13.2f}x {1e9 * fast / steps:>27.0f}")
     print(f"({len(train.mask)} training strings, {int(train.mask.sum())} steps, {SEEDS} seeds; CPU seconds of one "
           "thread; targets: fast/GRU fast <= 3x, torch/fast >= 50x; the time per string-step should not grow "
           "with the strings' length)")
