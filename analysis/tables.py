@@ -29,7 +29,6 @@ Intervals (all two-sided, 95 % by default):
 No SciPy: the Student-t quantile is computed here (:func:`t_quantile`) from the closed
 form of the t CDF for integer degrees of freedom, inverted by bisection.
 """
-import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Tuple
@@ -38,12 +37,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sweeps import console
 from sweeps.fileformat import Damaged, decode
 from sweeps.stats import wilson, z_quantile
 from sweeps.store import Store
 from sweeps.survey import expected, survey
 
-log = logging.getLogger(f"lksweep.{__name__}")   # a child of the package's logger
+log = console.logger(__name__)
 
 
 class NoData(ValueError):

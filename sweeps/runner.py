@@ -106,7 +106,7 @@ def run_phase(spec: Spec, store: Store, address: Optional[str] = None, max_worke
                         sweep.compute(ex, max_workers)
                 except KeyboardInterrupt:
                     # Said once the executor has given the terminal back (Ray's output goes to its log).
-                    log.warning(f"\nlksweep: interrupted; {sweep.result.computed} shard(s) of this run are "
+                    log.warning(f"lksweep: interrupted; {sweep.result.computed} shard(s) of this run are "
                                 f"committed in {store.display()}.\nResume with: {resume_hint}")
                     raise
         finally:

@@ -229,7 +229,9 @@ def _checked(spec: Spec, large: bool) -> Spec:
 def json_schema() -> Dict:
     """The JSON Schema of a spec file (``lksweep schema``), derived from every job's options."""
     props = {
-        "name": {"type": "string", "description": "the sweep's name (default: the file's name)"},
+        # check_name's rule: one directory name (no separator, no leading '.', no control character)
+        "name": {"type": "string", "pattern": r"^(?![.])(?!\s*$)[^/\\\x00-\x1f\x7f]*$", "maxLength": MAX_NAME,
+                 "description": "the sweep's name, one directory name (default: the file's name)"},
         "description": {"type": "string"},
         "report": {"type": "boolean", "description": "write the figures and report.html when the sweep ends"},
         "include": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],

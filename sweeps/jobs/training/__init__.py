@@ -93,7 +93,7 @@ class Training(Job):
         Option("data_seed", Int(minimum=0, maximum=INT32), "seed of the training, validation and test strings (shared "
                                                            "by every run)", 0),
         Option("dtype", Choice(tuple(DTYPES)), "precision of training", "float64"),
-        Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: every cell, in float64), torch (the "
+        Option("engine", Choice(engines.ENGINES), "numba (compiled fast path: every built-in cell, in float64), torch (the "
                                                   "reference: any cell and dtype) or auto (numba where it applies); "
                                                   "part of a run's identity",
                "auto"),
