@@ -176,7 +176,7 @@ class Ints(Kind):
                 if bound < self.minimum:
                     raise UsageError(f"{key}: must be >= {self.minimum}, got {bound}")
                 if bound > self.top:
-                    raise UsageError(f"{key}: must be <= {self.top}, got {bound}")
+                    raise UsageError(f"{key}: must be <= {self.top:,}, got {bound:,}")
             if isinstance(part, str) and not re.fullmatch(rf"\s*({self.token})\s*", part):
                 # what the checks above leave to the grammar
                 raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {shown(part.strip())}")
@@ -287,7 +287,7 @@ class Int(Kind):
         if value < self.minimum:
             raise UsageError(f"{key}: must be >= {self.minimum}, got {value}")
         if self.maximum is not None and value > self.maximum:
-            raise UsageError(f"{key}: must be <= {self.maximum}, got {value}")
+            raise UsageError(f"{key}: must be <= {self.maximum:,}, got {value:,}")
         # a float divides as JSON Schema's multipleOf does: the quotient is an integer
         if not (value / self.multiple_of).is_integer() if isinstance(value, float) else value % self.multiple_of:
             raise UsageError(f"{key}: must be a multiple of {self.multiple_of}, got {value}")

@@ -43,7 +43,7 @@ def inputs(source: str, tables: Sequence[str]) -> Dict[str, Input]:
     holds none, or a damaged file (rerun the job that writes it there)."""
     store = Store(source)
     store.check_readable("source")
-    cat = survey(store, tables, strict=False)
+    cat = survey(store, tables)
     names = set.intersection(*(set(cat.groups[t]) for t in tables))
     if cat.damaged:
         path, why = cat.damaged[0]

@@ -27,7 +27,7 @@ workers need no access to the training directory. It runs as a stage after the t
 (:mod:`sweeps.stages`) or on its own (``lksweep task-memory --source DIR``).
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,7 @@ import pyarrow as pa
 import cells
 
 from .. import contract, stages
-from ..errors import UsageError
+from ..errors import UsageError, shown
 from ..job import Job, register_job
 from ..plan import Group, Shard
 from ..settings import Int, Kind, Number, Option
@@ -50,15 +50,17 @@ OUTER = "TP"          # the two outer symbols: the first half of every batch rea
 
 @dataclass(frozen=True)
 class Directory(Kind):
-    """A directory path or URI (a local path is made absolute)."""
+    """A directory path or URI (a local path is made absolute): text that is not blank."""
+
+    type: ClassVar[Any] = str
 
     def parse(self, value, key: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise UsageError(f"{key}: expected a directory path or a URI, got {value!r}")
+            raise UsageError(f"{key}: expected a directory path or a URI, got {shown(value)}")
         return stages.resolve(value.strip())
 
     def schema(self) -> Dict:
-        return {"type": "string"}
+        return {"type": "string", "pattern": r"\S"}
 
 
 @dataclass(frozen=True)
