@@ -258,7 +258,8 @@ def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure:
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"training {d['loss'].iloc[0]} per string")
         ax.set_title(f"{task}, {recipe}: median, 10-90 %\n(stopped runs carried at their last loss)", fontsize=8)
-        ax.legend(fontsize=6)
+        # centre right: the losses have fallen to the floors there and the run counts start at the top
+        ax.legend(fontsize=6, loc="center right")
     fig.tight_layout()
     return fig
 
