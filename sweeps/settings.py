@@ -166,7 +166,7 @@ class Ints(Kind):
         if _is_int(value):
             value = [value]
         parts = _items(value, key, "integers such as 3, 1-20 or 0,2,5-7")
-        ranges = [self._expand(part, key) for part in parts]
+        ranges = [_expand(part, key) for part in parts]
         count = sum(r.stop - r.start for r in ranges)
         if count > MAX_VALUES:
             raise UsageError(f"{key}: {shown(value)} is {count:,} values; an option takes at most {MAX_VALUES:,} "
@@ -181,22 +181,6 @@ class Ints(Kind):
                 # what the checks above leave to the grammar
                 raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {shown(part.strip())}")
         return sorted(set().union(*ranges))
-
-    def _expand(self, part, key: str) -> range:
-        """The integers one item writes, their bounds not checked yet (so that a huge range is
-        counted first)."""
-        if _is_int(part):
-            return range(int(part), int(part) + 1)
-        if not isinstance(part, str):
-            raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {shown(part)}")
-        text = part.strip()
-        lo, sep, hi = text.partition("-")
-        if sep and not lo:  # a leading '-' is a negative number, which no option here accepts
-            raise UsageError(f"{key}: values must be non-negative integers, got {shown(text)}")
-        a, b = (_digits(lo, text, key), _digits(hi, text, key)) if sep else (_digits(text, text, key),) * 2
-        if b < a:
-            raise UsageError(f"{key}: range {shown(text)} is reversed; write {b}-{a}")
-        return range(a, b + 1)
 
     def schema(self) -> Dict:
         one = {"type": "integer", "minimum": self.minimum, "maximum": self.top}
@@ -226,7 +210,7 @@ class Ranges(Kind):
             value = [value]
         out = []
         for part in _items(value, key, "ranges such as 20-24 or 5-8,20-24"):
-            r = Ints()._expand(part, key)
+            r = _expand(part, key)
             lo, hi = r.start, r.stop - 1
             if hi < self.minimum:
                 raise UsageError(f"{key}: nothing lies in {lo}-{hi}: {self.floor}; write a range from {self.minimum}, "
@@ -245,6 +229,23 @@ class Ranges(Kind):
         return {"oneOf": [one, {"type": "string", "pattern": whole(listed(self.token))},
                           {"type": "array", "items": {"oneOf": [one, {"type": "string", "pattern": whole(self.token)}]},
                            "minItems": 1}]}
+
+
+def _expand(part, key: str) -> range:
+    """The integers one item of the range syntax writes (for ``Ints`` and ``Ranges``), their
+    bounds not checked yet (so that a huge range is counted first)."""
+    if _is_int(part):
+        return range(int(part), int(part) + 1)
+    if not isinstance(part, str):
+        raise UsageError(f"{key}: expected integers such as 3, 1-20 or 0,2,5-7, got {shown(part)}")
+    text = part.strip()
+    lo, sep, hi = text.partition("-")
+    if sep and not lo:  # a leading '-' is a negative number, which no option here accepts
+        raise UsageError(f"{key}: values must be non-negative integers, got {shown(text)}")
+    a, b = (_digits(lo, text, key), _digits(hi, text, key)) if sep else (_digits(text, text, key),) * 2
+    if b < a:
+        raise UsageError(f"{key}: range {shown(text)} is reversed; write {b}-{a}")
+    return range(a, b + 1)
 
 
 def _digits(text: str, whole_text: str, key: str) -> int:
