@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from . import hist
+from . import trainability as T
 from .rates import decay_summary, runs_of, time_constant
 from .rules import All, Claim, Compare, Finding, Judged, Prose, Rule, Verdict
 from .success import (
@@ -26,10 +27,10 @@ from .success import (
     RISE_WINDOW,
     STRING_SUCCESS,
     constant_share,
+    flag_runs,
     outer_score,
     paper_models,
     predicts_constant,
-    still_improving,
     success_flags,
 )
 from .tables import pick_dtype, rate_summary, wilson
@@ -74,9 +75,7 @@ def success_rates(runs: Optional[pd.DataFrame], task: str, by: List[str], epochs
     d = None if runs is None else paper_models(runs, task)
     if d is None or d.empty:
         return None, None
-    d["success"] = success_flags(d)
-    improving = still_improving(d, epochs)
-    d["improving"] = improving.where(improving.isna(), improving.astype(bool) & ~d["success"])
+    d = flag_runs(d, epochs)
     return d, rate_summary(d, ["scope", *by], "success")
 
 
@@ -462,6 +461,79 @@ def claim4(memory: Optional[pd.DataFrame], claim: Optional[Claim] = None) -> Jud
     return c
 
 
+# ---------------------------------------------------------------------- beyond the paper: the trainability map
+PREDICTS = 0.5            # claim 5: a rank correlation this strong between L50 and the initial time constant
+RULE_5 = Rule(
+    measure=(f"Per recipe (and training budget), over the (cell, k, init) points of the embedded-Reber runs with a lag "
+             f"range and of the memory table at the same cell, k and init: L50 is the lag (the centre of a run's "
+             f"lag range) at which half the seeds succeed (test outer accuracy >= {OUTER_SUCCESS:.0%}, as for claim "
+             f"2), from a maximum-likelihood logistic fit of success on lag (slope between -1/{T.S_MIN:g} per "
+             f"symbol and 0); the memory at initialisation is the time constant -1/rate of median D (infinite where "
+             f"D does not decay). ρ is Spearman's rank correlation between them over the points; a censored L50 "
+             f"(the fit above one half at every lag trained, or below at every lag) enters the ranks as larger, or "
+             f"smaller, than every measured L50, tied with those censored the same way (so a shared lag grid is "
+             f"assumed), and an infinite time constant ranks above every finite one. [lo, hi] is its 95 % "
+             f"percentile interval over {T.BOOT} bootstrap replicates, each resampling the seeds of every point "
+             f"(its L50) and the ensembles of its memory rows (its time constant): the measurement's spread, not "
+             f"a resampling of the cells and gains. With fewer than {T.MIN_POINTS} points, or every L50 or time "
+             f"constant tied, ρ is not defined. A failed run is {IMPROVING}. Reported beside, not judged: ρ "
+             f"between L50 and the lag at which decodable falls to {T.DECODED:g} (memory under noise, which tells "
+             f"memory from chaos), and the median Lyapunov exponent."),
+    quantities={"rho_lo": "lo", "rho_hi": "hi"},
+    cases=((SUPPORTED, Compare("rho_lo", ">", PREDICTS, fmt="{:g}")),
+           (NOT_SUPPORTED, Compare("rho_hi", "<", PREDICTS, fmt="{:g}"))),
+    otherwise=MORE_SEEDS, budget=True)
+
+
+def _rho(c: Dict[str, float]) -> str:
+    return f"ρ = {c['rho']:.2f} [{c['rho_lo']:.2f}, {c['rho_hi']:.2f}] over {c['points']} points"
+
+
+def claim5(runs: Optional[pd.DataFrame], epochs: Optional[pd.DataFrame] = None,
+           memory: Optional[pd.DataFrame] = None, lyapunov: Optional[pd.DataFrame] = None,
+           decodable: Optional[pd.DataFrame] = None, claim: Optional[Claim] = None) -> Judged:
+    c = Judged(claim or MAP_CLAIM)
+    rule = c.claim.rules[0]
+    if runs is None or memory is None:
+        return c
+    m = T.trainability_map(runs, memory, lyapunov, decodable, epochs)
+    if m.empty:
+        return c
+    longer = (T.trainability_map(runs, memory, lyapunov, decodable, epochs, optimistic=True)
+              if m["improving"].any() else None)
+    for scope, g in m.groupby("scope", sort=True):
+        q = T.correlation(g)
+        alt = [] if longer is None else [T.correlation(longer[longer["scope"] == scope])]
+        verdict = rule.decide(q, alt)
+        known = g[g["L50"].notna() & g["tau"].notna()]
+        censored = ", ".join(f"{n} {side}" for n, side in (
+            (int((known["L50"] == math.inf).sum()), "beyond the longest lag"),
+            (int((known["L50"] == -math.inf).sum()), "short of the shortest")) if n)
+        grids = {tuple(x) for x in g["lags"]}
+        capped, improving = int(g["capped"].sum()), int(g["improving"].sum())
+        beside = T.correlation(g, "decodable_lag")
+        said = (f"Spearman's {_rho(q)} (L50 against the initial time constant of D)"
+                + (f"; L50 censored at {censored}" if censored else "")
+                + ("" if len(grids) == 1 else "; the points were trained on different lag grids, so censored L50 "
+                   "do not rank reliably")
+                + (f". Not defined: {len(known)} point(s) with both L50 and a time constant"
+                   if math.isnan(q["rho"]) else "")
+                + f". Beside, not judged: ρ against the lag at which decodable falls to {T.DECODED:g}: "
+                + (f"{beside['rho']:.2f} over {beside['points']} points" if not math.isnan(beside["rho"])
+                   else "not measured (no decodable rows)" if g["decodable_lag"].isna().all()
+                   else f"not defined ({beside['points']} points)")
+                + f". Training budget: {capped} of {int(g['runs'].sum())} runs stopped by the epoch cap"
+                + (f", {improving} of them failed while still improving" if improving else "")
+                + ("" if longer is None else f" (counted as successes: {_rho(alt[0])})") + ".")
+        table = g[
+            ["cell", "k", "init", "seeds", "L50_text", "L50_interval", "tau", "tau_lo", "tau_hi", "lyapunov",
+             "decodable_lag", "capped", "improving"]].rename(columns={"L50_text": "L50", "L50_interval": "L50 95 %"})
+        c.findings.append(Finding(scope, verdict, said, table.reset_index(drop=True)))
+    if not c.findings:
+        c.findings.append(Finding("—", NOT_MEASURED, "no embedded-Reber runs with a lag range."))
+    return c
+
+
 CLAIMS = {c.number: c for c in (
     Claim(1, "A vanilla RNN (k=5) learns Reber's grammar.", ("runs", "epochs"), (RULE_1,), claim1),
     Claim(2, "On embedded Reber, the vanilla RNN (k=18) fails where the GRU (k=10) succeeds.",
@@ -470,6 +542,10 @@ CLAIMS = {c.number: c for c in (
              "explain the vanilla failure.", ("gradients", "runs"), (RULE_3A, RULE_3B), claim3),
     Claim(4, "D(l,k) vanishes for the vanilla RNN as l grows, but not for the GRU.", ("memory",), (RULE_4,), claim4),
 )}
+
+
+MAP_CLAIM = Claim(5, "A cell's memory at initialisation predicts the longest dependency training can learn.",
+                  ("runs", "epochs", "memory", "lyapunov", "decodable"), (RULE_5,), claim5)
 
 
 def judge(tables) -> List[Judged]:

@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # noqa: E402  (before any pyplot import anywhere)
 
 from sweeps.store import Store  # noqa: E402
 
-from . import fig_discrepancy, fig_memory, fig_training  # noqa: E402,F401  (register their figures)
+from . import fig_discrepancy, fig_memory, fig_trainability, fig_training  # noqa: E402,F401  (register their figures)
 from .registry import FIGURES, FigureDef, Skip, Tables  # noqa: E402
 from .tables import NoData, available  # noqa: E402
 

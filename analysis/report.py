@@ -17,7 +17,7 @@ import pandas as pd
 from sweeps.store import Store
 
 from . import claims as C
-from . import origin, sec_training  # noqa: F401  (they register their sections)
+from . import origin, sec_trainability, sec_training  # noqa: F401  (they register their sections)
 from .figures import FIGURES, Result, destination, write_figures
 from .registry import SECTIONS, Skip, Tables
 from .rules import Finding, Judged, Verdict

@@ -117,6 +117,16 @@ def still_improving(runs: pd.DataFrame, epochs: Optional[pd.DataFrame]) -> pd.Se
     return pd.Series([bool(c and rising.get(r, False)) for c, r in zip(capped, runs["run_id"])], index=runs.index)
 
 
+def flag_runs(runs: pd.DataFrame, epochs: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """``runs`` with ``success`` (:func:`success_flags`) and ``improving``: failed, and
+    :func:`still_improving` at the cap (NaN without ``epochs``)."""
+    d = runs.copy()
+    d["success"] = success_flags(d)
+    improving = still_improving(d, epochs)
+    d["improving"] = improving.where(improving.isna(), improving.astype(bool) & ~d["success"])
+    return d
+
+
 def halvings(epochs: pd.DataFrame) -> pd.Series:
     """Per run_id: how many times its learning rate was lowered (epochs whose lr is below the
     previous epoch's)."""

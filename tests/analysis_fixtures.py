@@ -59,6 +59,25 @@ def _defaults(schema):
     return {f.name: fill.get(f.type) for f in schema}
 
 
+def run_row(task, cell, k, recipe, seed, acc):
+    """A runs row of ``recipe`` whose test score (string accuracy on reber, outer accuracy on
+    embedded-reber) is ``acc``; the other columns at fixed defaults."""
+    keys, ingredients = key(task, cell, k, recipe, seed)
+    emb = task.startswith("embedded")
+    return {**_defaults(SCHEMAS["runs"]), **keys, **ingredients,
+            "bias": "authors", "init": "normal", "dtype": "float64", "engine": "numba", "n_params": 500,
+            "n_train": 100, "n_val": 100, "n_test": 100, "data_seed": 0, "lr": 0.05, "max_epochs": 10,
+            "tol": 1e-5 if keys["protocol"] == "paper" else None, "epochs": 10, "stop_reason": "max_epochs",
+            "selected_epoch": 10, "string_accuracy": acc, "test_string_accuracy": acc,
+            "outer_accuracy": acc if emb else np.nan, "test_outer_accuracy": acc if emb else np.nan,
+            "train_outer_accuracy": acc if emb else np.nan, "val_outer_accuracy": acc if emb else np.nan,
+            "strict": bool(acc == 1.0), "solved_epoch": None, "outer_epoch": None,
+            "loss_floor": 3.5 if emb else 2.0, "loss_floor_guess": 4.0 if emb else 2.0,
+            # the sets' composition and lag are unknown unless a fixture says (tables written before them)
+            **{f"{which}_constant_outer": None for which in ("train", "val", "test")},
+            "test_in_train": None, "lag_min": None, "lag_max": None}
+
+
 def write_runs(out, spec, constant=None, stops=None):
     """``spec``: {(task, cell, k, recipe): [accuracy per seed]} — the string accuracy for
     reber, the outer accuracy for embedded-reber (test set, selected model). ``constant``: {set:
@@ -67,24 +86,11 @@ def write_runs(out, spec, constant=None, stops=None):
     [stop_reason per seed]} (default max_epochs)."""
     for (task, cell, k, recipe), accs in spec.items():
         for seed, acc in enumerate(accs):
-            keys, ingredients = key(task, cell, k, recipe, seed)
-            emb = task.startswith("embedded")
-            row = {**_defaults(SCHEMAS["runs"]), **keys, **ingredients,
-                   "bias": "authors", "init": "normal", "dtype": "float64", "engine": "numba", "n_params": 500,
-                   "n_train": 100, "n_val": 100, "n_test": 100, "data_seed": 0, "lr": 0.05, "max_epochs": 10,
-                   "tol": 1e-5 if keys["protocol"] == "paper" else None, "epochs": 10, "stop_reason": "max_epochs",
-                   "selected_epoch": 10, "string_accuracy": acc, "test_string_accuracy": acc,
-                   "outer_accuracy": acc if emb else np.nan, "test_outer_accuracy": acc if emb else np.nan,
-                   "train_outer_accuracy": acc if emb else np.nan, "val_outer_accuracy": acc if emb else np.nan,
-                   "strict": bool(acc == 1.0), "solved_epoch": None, "outer_epoch": None,
-                   "loss_floor": 3.5 if emb else 2.0, "loss_floor_guess": 4.0 if emb else 2.0,
-                   # the sets' composition and lag are unknown unless ``constant`` says (tables written before them)
-                   **{f"{which}_constant_outer": None for which in ("train", "val", "test")},
-                   "test_in_train": None, "lag_min": None, "lag_max": None}
+            row = run_row(task, cell, k, recipe, seed, acc)
             if stops:
                 row["stop_reason"] = stops[(task, cell, k, recipe)][seed]
             row.update({f"{which}_constant_outer": share for which, share in (constant or {}).items()})
-            _write(out, "runs", keys["run_id"], [row])
+            _write(out, "runs", row["run_id"], [row])
 
 
 def write_epochs(out, spec, n_epochs=12, rising=(), halved=None):
@@ -227,3 +233,126 @@ def real_discrepancy(out):
 def copy_tables(src, dst, tables):
     for t in tables:
         shutil.copytree(os.path.join(src, t), os.path.join(dst, t))
+
+
+# ---------------------------------------------------------------------- the trainability map
+LAGS = ((5, 8), (12, 16), (20, 26), (30, 36))
+
+
+def map_run_id(cell, k, init, lag, seed, recipe="adam"):
+    return f"embedded-reber-{cell}-k{k}-{recipe}-{init}-lag{lag[0]}-{lag[1]}-seed{seed}"
+
+
+def write_map_runs(out, spec, recipe="adam", stops=None, max_epochs=10):
+    """``spec``: {(cell, k, init): {lag range: [success per seed]}}: embedded-Reber runs of
+    ``recipe`` with that lag range and init, test outer accuracy 1.0 for a success and 0.5 for a
+    failure. ``stops``: {(cell, k, init): {lag range: [stop_reason per seed]}} (default max_epochs)."""
+    for (cell, k, init), by_lag in spec.items():
+        for lag, wins in by_lag.items():
+            for seed, win in enumerate(wins):
+                row = run_row("embedded-reber", cell, k, recipe, seed, 1.0 if win else 0.5)
+                row.update({"run_id": map_run_id(cell, k, init, lag, seed, recipe), "init": init,
+                            "lag_min": lag[0], "lag_max": lag[1], "max_epochs": max_epochs,
+                            "test_constant_outer": 0.5})
+                if stops:
+                    row["stop_reason"] = stops[(cell, k, init)][lag][seed]
+                _write(out, "runs", row["run_id"], [row])
+
+
+def write_map_epochs(out, spec, rising, recipe="adam", n_epochs=12):
+    """Epochs of the map's runs (``spec`` as in :func:`write_map_runs`): validation outer accuracy
+    flat at 0.5, except for the runs (cell, k, init, lag, seed) in ``rising``, climbing from 0.5 to
+    0.9 over the last third."""
+    for (cell, k, init), by_lag in spec.items():
+        for lag, wins in by_lag.items():
+            for seed in range(len(wins)):
+                keys, _ = key("embedded-reber", cell, k, recipe, seed)
+                keys["run_id"] = map_run_id(cell, k, init, lag, seed, recipe)
+                up = (cell, k, init, lag, seed) in rising
+                rows = [{**_defaults(SCHEMAS["epochs"]), **keys, "epoch": e, "lr": 0.01, "train_loss": 1.0,
+                         "val_outer_accuracy": 0.5 + (0.4 * max(0, e - 2 * n_epochs / 3) / (n_epochs / 3) if up else 0),
+                         "val_string_accuracy": 0.5} for e in range(n_epochs + 1)]
+                _write(out, "epochs", keys["run_id"], rows)
+
+
+def falling(l50s, seeds=6, lags=LAGS):
+    """Success per seed at each lag range: seed s succeeds while the range's centre is below its
+    own threshold, the thresholds spread evenly around ``l50`` (so about half succeed there)."""
+    out = {}
+    for point, l50 in l50s.items():
+        edges = l50 + np.linspace(-3, 3, seeds)
+        out[point] = {lag: [bool((lag[0] + lag[1]) / 2 < e) for e in edges] for lag in lags}
+    return out
+
+
+def write_memory(out, rates, lyapunov=None, decodable=None, l_max=50):
+    """Memory-side fixtures at initialisation: ``rates`` {(cell, k, init): [decay rate per seed
+    ensemble]} as memory rows (95 % interval ±10 %); ``lyapunov`` {(cell, k, init): exponent} as 20
+    draws around it (median exactly it); ``decodable`` {(cell, k, init): lag}: an accuracy
+    1/2 + 1/2 exp(-l ln 2 / lag), which falls to 0.75 at l = lag."""
+    from sweeps.jobs import decodable as D
+    from sweeps.jobs import memory as M
+
+    for (cell, k, init), rs in rates.items():
+        gain = float(init.split(":")[1]) if init.startswith("gain:") else 1.0
+        base = {"cell": cell, "init": init, "gain": gain, "k": k, "dtype": "float64"}
+        name = f"{cell}-{init}-k{k}"
+        rows = [{**_defaults(M.MEMORY), **base, "seed": s, "n_draws": 100, "l_max": l_max, "rate": r,
+                 "rate_lo": r * 1.1, "rate_hi": r * 0.9, "l_half": None,
+                 **{f"lyapunov_{q}": None for q in ("mean", "std", "q10", "q50", "q90", "positive", "vanished")},
+                 "saturated": None} for s, r in enumerate(rs)]
+        write_sealed(out, "memory", name, pa.Table.from_pylist(rows, schema=M.MEMORY), job="discrepancy")
+        if lyapunov and (cell, k, init) in lyapunov:
+            lam = lyapunov[(cell, k, init)]
+            rows = [{**_defaults(M.LYAPUNOV), **base, "seed": 0, "draw": d, "lyapunov": lam + 0.01 * (d - 10),
+                     "rate": lam, "saturated": None, "state_rate": None, "attractor": "fixed", "v_attractor": "fixed",
+                     "v_shift": 0} for d in range(21)]
+            write_sealed(out, "lyapunov", name, pa.Table.from_pylist(rows, schema=M.LYAPUNOV), job="discrepancy")
+        if decodable and (cell, k, init) in decodable:
+            lag = decodable[(cell, k, init)]
+            rows = []
+            for l in range(1, l_max + 1):
+                acc = 0.5 + 0.5 * np.exp(-l * np.log(2) / lag)
+                rows.append({**_defaults(D.SCHEMA), **base, "seed": 0, "l": l, "n_draws": 50, "noise": 0.05,
+                             "repeats": 16, "decodable": acc, "decodable_std": 0.01, "decodable_q10": acc,
+                             "decodable_q50": acc, "decodable_q90": acc})
+            write_sealed(out, "decodable", name, pa.Table.from_pylist(rows, schema=D.SCHEMA), job="discrepancy")
+
+
+def write_task_memory(out, spec, recipe="adam", strings=8, steps=12):
+    """task_memory rows of the map's runs (``spec`` as in :func:`write_map_runs`): at init, the
+    decodable accuracy falls as 1/2 + 1/2 exp(-l/3) and the exponent is -0.5; trained, a run that
+    succeeded keeps 0.95 (exponent -0.05), one that failed 0.55 (exponent -0.8). n_strings =
+    max(strings - l // 2, 2): half of 8 strings reach step 9."""
+    from sweeps.jobs import task_memory as TM
+
+    for (cell, k, init), by_lag in spec.items():
+        for lag, wins in by_lag.items():
+            for seed, win in enumerate(wins):
+                keys, _ = key("embedded-reber", cell, k, recipe, seed)
+                keys["run_id"] = map_run_id(cell, k, init, lag, seed, recipe)
+                rows = []
+                for stage in ("init", "trained"):
+                    for l in range(1, steps + 1):
+                        acc = 0.5 + 0.5 * np.exp(-l / 3) if stage == "init" else 0.95 if win else 0.55
+                        lam = -0.5 if stage == "init" else -0.05 if win else -0.8
+                        dist = float(np.exp(lam * l))
+                        rows.append({**keys, "stage": stage, "l": l, "n_strings": max(strings - l // 2, 2),
+                                     "strings": strings, "data_seed": 0, "distance_mean": dist, "distance_q10": dist,
+                                     "distance_q50": dist, "distance_q90": dist, "lyapunov_q10": lam,
+                                     "lyapunov_q50": lam, "lyapunov_q90": lam, "noise": 0.05, "decodable": acc})
+                write_sealed(out, "task_memory", keys["run_id"], pa.Table.from_pylist(rows, schema=TM.SCHEMA),
+                             job="task_memory")
+
+
+# Points at the fixture discrepancy sweep's cells, widths and inits (its memory and lyapunov tables):
+# L50 spread over the lags trained, two of them censored.
+MAP_POINTS = {("vanilla", 6, "normal"): 9.0, ("vanilla", 6, "xavier"): 17.0, ("vanilla", 6, "gain:2"): 3.0,
+              ("gru", 4, "normal"): 24.0, ("gru", 4, "xavier"): 29.0, ("gru", 4, "gain:2"): 45.0}
+
+
+def write_trainability(out):
+    """The map's runs and task_memory rows at MAP_POINTS (memory from the discrepancy fixture)."""
+    spec = falling(MAP_POINTS)
+    write_map_runs(out, spec)
+    write_task_memory(out, spec)
