@@ -476,7 +476,8 @@ RULE_5 = Rule(
              f"percentile interval over {T.BOOT} bootstrap replicates, each resampling the seeds of every point "
              f"(its L50) and the ensembles of its memory rows (its time constant): the measurement's spread, not "
              f"a resampling of the cells and gains. With fewer than {T.MIN_POINTS} points, or every L50 or time "
-             f"constant tied, ρ is not defined. A failed run is {IMPROVING}. Reported beside, not judged: ρ "
+             f"constant tied, ρ is not defined; its interval neither where more than 2.5 % of the "
+             f"replicates tie all their ranks. A failed run is {IMPROVING}. Reported beside, not judged: ρ "
              f"between L50 and the lag at which decodable falls to {T.DECODED:g} (memory under noise, which tells "
              f"memory from chaos), and the median Lyapunov exponent."),
     quantities={"rho_lo": "lo", "rho_hi": "hi"},

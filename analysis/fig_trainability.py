@@ -152,6 +152,7 @@ def l50_against_memory(m: pd.DataFrame) -> Figure:
 @figure("trainability_l50_vs_memory", "L50 against the time constant of D at initialisation, one point per cell, "
         "width and weight scale", section=SECTION)
 def trainability_l50_vs_memory(t):
+    lag_runs(t)                          # Skip where no run has a lag range
     m = trainability_map(t.get("runs"), t.get("memory"), _optional(t, "lyapunov"), _optional(t, "decodable"),
                          _optional(t, "epochs"))
     m = m[m["tau"].notna()]

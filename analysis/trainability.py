@@ -36,7 +36,7 @@ from .tables import pick_dtype, rate_summary
 S_MIN = 1.0          # symbols: the scale of the steepest fall the fit allows (slope b1 >= -1/S_MIN)
 HALF = 0.5
 DECODED = 0.75       # decodable's level whose lag measures memory under noise
-BOOT = 2000          # bootstrap replicates
+BOOT = 1000          # bootstrap replicates
 LEVEL = 0.95
 POINT = ["cell", "k", "init"]
 LAG_SETTINGS = ["init", "lag_min", "lag_max", "n_train", "n_val", "n_test"]   # vary within a map, never a scope
@@ -288,16 +288,20 @@ def trainability_map(runs: pd.DataFrame, memory: Optional[pd.DataFrame] = None,
 def correlation(points: pd.DataFrame, against: str = "tau") -> Dict[str, float]:
     """Spearman's ρ between L50 and ``against`` over the points where both are known, and its
     bootstrap 95 % interval (each replicate: the points' L50 and time-constant replicates, so the
-    interval carries the seeds' and the ensembles' sampling, not a resampling of the points).
+    interval carries the seeds' and the ensembles' sampling, not a resampling of the points); NaN
+    where ρ is not defined (fewer than MIN_POINTS points, or all ranks tied), and the interval
+    also where more than 2.5 % of the replicates tie all their ranks.
     ``points``: rows of :func:`trainability_map`."""
     p = points[points["L50"].notna() & points[against].notna()]
     out = {"points": len(p), "rho": math.nan, "rho_lo": math.nan, "rho_hi": math.nan}
     if len(p) < MIN_POINTS:
         return out
     out["rho"] = float(spearman(p["L50"].to_numpy(float), p[against].to_numpy(float)))
-    if against == "tau":
+    if against == "tau" and not math.isnan(out["rho"]):
         reps = spearman(np.stack(p["L50_boot"].to_numpy()).T, np.stack(p["tau_boot"].to_numpy()).T)
-        out["rho_lo"], out["rho_hi"] = interval(reps)
+        # replicates whose ranks all tie have no ρ: where they are more than the interval's tails, it has no ends
+        if np.isnan(reps).mean() <= (1 - LEVEL) / 2:
+            out["rho_lo"], out["rho_hi"] = interval(reps)
     return out
 
 

@@ -21,7 +21,7 @@ BEYOND = ["--cells", "vanilla,tanh,gru,lstm,mgu", "--inits", "normal,gain:0.5,ga
 @pytest.fixture(scope="module")
 def job_tables(disc_dir, ray_session, tmp_path_factory):
     """{name: (directory, figures it must draw)}: the fixture tables (a real discrepancy sweep with
-    exponents and the training fixtures), and the paper's and beyond's shapes."""
+    exponents, the training fixtures and the trainability map's), and the paper's and beyond's shapes."""
     out = {}
     for name, args in (("fixtures", None), ("paper", PAPER), ("beyond", BEYOND)):
         d = tmp_path_factory.mktemp(name)
@@ -31,6 +31,8 @@ def job_tables(disc_dir, ray_session, tmp_path_factory):
             assert main(["discrepancy", *args, "--out", str(d)]) == 0
         if name != "beyond":
             F.write_training(str(d))
+        if name == "fixtures":           # the trainability map's tables; the paper's jobs have none
+            F.write_trainability(str(d))
         out[name] = str(d)
     return out
 

@@ -334,6 +334,7 @@ def report_dir(disc_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     F.copy_tables(disc_dir, out, F.DISCREPANCY_TABLES)
     F.write_training(str(out))
+    F.write_trainability(str(out))
     path = write_report(str(out))
     return str(out), path
 

@@ -113,6 +113,7 @@ print("loaded:", loaded)
 def test_analysis_draws_every_figure_and_the_report_without_torch_or_ray(disc_dir, tmp_path):
     F.copy_tables(disc_dir, tmp_path, F.DISCREPANCY_TABLES)
     F.write_training(str(tmp_path))
+    F.write_trainability(str(tmp_path))
     done = subprocess.run([sys.executable, "-c", ANALYSIS_ONLY, str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
