@@ -519,6 +519,8 @@ def claim5(runs: Optional[pd.DataFrame], epochs: Optional[pd.DataFrame] = None,
                    "do not rank reliably")
                 + (f". Not defined: {len(known)} point(s) with both L50 and a time constant"
                    if math.isnan(q["rho"]) else "")
+                + ("; each time constant comes from one ensemble, so the interval carries the seeds' spread only"
+                   if len(known) and known["ensembles"].max() == 1 else "")
                 + f". Beside, not judged: ρ against the lag at which decodable falls to {T.DECODED:g}: "
                 + (f"{beside['rho']:.2f} over {beside['points']} points" if not math.isnan(beside["rho"])
                    else "not measured (no decodable rows)" if g["decodable_lag"].isna().all()

@@ -254,7 +254,8 @@ def trainability_map(runs: pd.DataFrame, memory: Optional[pd.DataFrame] = None,
     cap (``capped``) and of those the failed ones still improving (``improving``); the lags trained
     (``lags``), ``L50`` with its bootstrap interval (``L50_lo``, ``L50_hi``; ±inf: censored) and
     ``L50_boot`` (the replicates); and the memory at initialisation of :func:`initial_memory` (NaN
-    where not measured) with ``tau_boot``. ``optimistic``: the failed runs still improving at the
+    where not measured) with ``ensembles`` (the memory rows its time constant combines) and
+    ``tau_boot``. ``optimistic``: the failed runs still improving at the
     cap count as successes (what a longer budget could give at most)."""
     d = map_runs(runs, epochs)
     mem = initial_memory(memory, lyapunov, decodable).set_index(POINT) if memory is not None else None
@@ -276,9 +277,10 @@ def trainability_map(runs: pd.DataFrame, memory: Optional[pd.DataFrame] = None,
         m = None if mem is None or (cell, k, init) not in mem.index else mem.loc[(cell, k, init)]
         rng_tau = np.random.default_rng([i, 1])
         row.update({"tau": math.nan, "tau_lo": math.nan, "tau_hi": math.nan, "lyapunov": math.nan,
-                    "decodable_lag": math.nan, "tau_boot": np.full(boot, math.nan)} if m is None else
+                    "decodable_lag": math.nan, "ensembles": 0, "tau_boot": np.full(boot, math.nan)} if m is None else
                    {"tau": m["tau"], "tau_lo": m["tau_lo"], "tau_hi": m["tau_hi"], "lyapunov": m["lyapunov"],
-                    "decodable_lag": m["decodable_lag"], "tau_boot": bootstrap_tau(m["rates"], rng_tau, boot)})
+                    "decodable_lag": m["decodable_lag"], "ensembles": int((~np.isnan(m["rates"])).sum()),
+                    "tau_boot": bootstrap_tau(m["rates"], rng_tau, boot)})
         if m is not None and math.isnan(row["gain"]):
             row["gain"] = float(m["gain"])
         rows.append(row)
