@@ -90,7 +90,7 @@ def l50_against_memory(m: pd.DataFrame) -> Figure:
     is infinite (D does not decay) sits at the right edge, hollow, with an arrow to the right.
     Marker gid: '<scope>|<cell>|<k>|<init>'."""
     scopes = sorted(m["scope"].unique())
-    fig = Figure(figsize=(6.4 * len(scopes), 5.4))
+    fig = Figure(figsize=(7.4 * len(scopes), 5.4))
     axes = fig.subplots(1, len(scopes), squeeze=False)[0]
     inits = sorted(m["init"].unique(), key=init_order)
     marker = {init: MARKERS[i % len(MARKERS)] for i, init in enumerate(inits)}
@@ -132,16 +132,21 @@ def l50_against_memory(m: pd.DataFrame) -> Figure:
         ax.set_xlabel("time constant of D at initialisation (steps, log)")
         ax.set_ylabel("L50: lag at which half the seeds succeed")
         q = correlation(g)
-        rho = (f"Spearman ρ = {q['rho']:.2f} [{q['rho_lo']:.2f}, {q['rho_hi']:.2f}], {q['points']} points"
+        ends = (f"[{q['rho_lo']:.2f}, {q['rho_hi']:.2f}]" if math.isfinite(q["rho_lo"])
+                else "(interval not defined: ranks tie in many replicates)")
+        rho = (f"Spearman ρ = {q['rho']:.2f} {ends}, {q['points']} points"
                if math.isfinite(q["rho"]) else f"ρ not defined ({q['points']} points)")
         ax.set_title(f"{scope}\n{rho}", fontsize=9)
         ax.grid(True, alpha=0.3, which="both")
         cells = [Line2D([], [], color=cell_color(c), marker="o", linestyle="", label=c) for c in cells_in(g)]
         shapes = [Line2D([], [], color="0.3", marker=marker[i], linestyle="", label=i) for i in inits
                   if (g["init"] == i).any()]
-        first = ax.legend(handles=cells, fontsize=7, loc="upper left", title="cell", title_fontsize=7)
+        # beside the axes: no point hides under them
+        first = ax.legend(handles=cells, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="cell",
+                          title_fontsize=7)
         ax.add_artist(first)
-        ax.legend(handles=shapes, fontsize=7, loc="lower right", title="init", title_fontsize=7)
+        ax.legend(handles=shapes, fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0.0), title="init",
+                  title_fontsize=7)
     bottom = footnote(fig, "Bars: L50's bootstrap 95 % interval over seeds; the time constant's 95 % interval. Hollow "
                       "with an arrow: L50 beyond the longest or short of the shortest lag trained (grey lines), or a "
                       "time constant that is infinite (D does not decay; drawn at the right edge).")
