@@ -278,7 +278,7 @@ def test_outer_accuracy_by_length_is_pooled_over_seeds_in_buckets(full_dir):
 
 def test_success_rate_bars(full_dir):
     runs = load(full_dir, "runs")
-    fig = fig_training.success_rates(runs[runs["lag_min"].isna()])       # the map's runs have a figure of their own
+    fig = fig_training.success_rates(runs[runs["lag_min"].isna()])       # the figure leaves out the map's runs
     bars = {b.get_gid(): b for ax in fig.axes for b in ax.patches if b.get_gid()}
     for (task, cell, k, protocol), accs in F.PAPER_LIKE_RUNS.items():
         bar = bars[f"{task}|{protocol}|{cell}|{k}"]
