@@ -71,8 +71,8 @@ def success_against_lag(d: pd.DataFrame) -> Figure:
             if r == len(rows) - 1:
                 ax.set_xlabel("lag: inner-string length")
     bottom = footnote(fig, "Success: test outer accuracy >= 95 % (selected model). Bars: Wilson 95 % over seeds "
-                      "(vertical), the lag range trained (horizontal). Line: the logistic fit; dashed: L50 where it "
-                      "lies within the lags trained (else the title gives a bound).")
+                      "(vertical), the lag range trained (horizontal). Line: the logistic fit; dashed: L50 (the title "
+                      "gives a bound instead where the observed rate stays on one side of one half).")
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 

@@ -125,8 +125,8 @@ def trainability(t: Tables) -> Section:
         "confined to a lag range, many seeds per range, under one recipe; the same cell, width and weight scale is "
         "measured at initialisation by the discrepancy sweep. Per (cell, width, init) the success rate against the "
         "lag (Wilson 95 %, the table below) gives L50, the lag at which half the seeds succeed, from a logistic fit "
-        "with a bootstrap interval over seeds; a fit above one half at every lag trained says only that L50 lies "
-        "beyond the longest (written > x), below one half everywhere, that it lies short of the shortest. Memory at "
+        "with a bootstrap interval over seeds; a success rate above one half at every lag trained says only that L50 "
+        "lies beyond the longest (written > x), below one half everywhere, that it lies short of the shortest. Memory at "
         "initialisation: the time constant of D (-1/its decay rate; inf where D does not decay), the median largest "
         "Lyapunov exponent (> 0: chaos, where D stays large without remembering) and the lag at which decodable "
         f"(the held-out readout of the first symbol under noise) falls to {DECODED:g}. " + baseline,

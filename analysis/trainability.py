@@ -9,9 +9,9 @@ Wilson 95 % interval; over the ranges, L50, the lag at which half the seeds succ
 fit p(x) = σ(b0 + b1 x) by maximum likelihood with -1/S_MIN <= b1 <= 0 (success does not rise with
 lag; the fall from 73 % to 27 % takes at least 2 S_MIN symbols, so seeds that separate perfectly
 between two ranges give a finite L50 between them instead of an infinitely steep fit). L50 = -b0/b1;
-where the fitted curve stays above one half over every range trained, L50 lies beyond the longest
-(+inf here, printed "> x"), below one half everywhere, short of the shortest (-inf, "< x"): bounds,
-never invented numbers. Its 95 % interval is the percentile interval of L50 over BOOT bootstrap
+where the observed success rate stays above one half at every range trained, L50 lies beyond the
+longest (+inf here, printed "> x"), below one half everywhere, short of the shortest (-inf, "< x"):
+bounds, never invented numbers. Its 95 % interval is the percentile interval of L50 over BOOT bootstrap
 resamples of the seeds (a seed brings its runs at every lag: they share initial weights).
 
 Memory side, the same (cell, k, init) at initialisation: the time constant of D (-1/rate, the
@@ -117,10 +117,11 @@ def fit(x: np.ndarray, s: np.ndarray, n: np.ndarray, iterations: int = 40) -> Tu
 
 
 def l50(x: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """L50 (...,) for lags ``x`` (L,) and counts ``s``, ``n`` (..., L): -b0/b1 of :func:`fit`,
-    +inf where the fitted rate exceeds one half at every lag of ``x`` (L50 beyond the longest),
-    -inf where it is below one half at every lag (short of the shortest), NaN without runs.
-    Lags are centred for the fit."""
+    """L50 (...,) for lags ``x`` (L,) and counts ``s``, ``n`` (..., L): +inf where the observed
+    success rate exceeds one half at every lag run (L50 beyond the longest), -inf where it is below
+    one half at every lag (short of the shortest), else -b0/b1 of :func:`fit` (which may lie a little
+    outside the lags where the fit's tail pulls it there); NaN without runs. Lags are centred for
+    the fit."""
     x = np.asarray(x, float)
     s, n = np.asarray(s, float), np.asarray(n, float)
     # bootstrap replicates repeat the same counts: fit each distinct (s, n) once
@@ -130,8 +131,10 @@ def l50(x: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
     b0, b1 = fit(x - centre, s_u, n_u)
     with np.errstate(divide="ignore", invalid="ignore"):
         at = np.where(b1 < 0, centre - b0 / b1, np.where(b0 > 0, np.inf, np.where(b0 < 0, -np.inf, np.nan)))
-    at = np.where(at > x.max(), np.inf, np.where(at < x.min(), -np.inf, at))
-    at = np.where(n_u.sum(-1) > 0, at, np.nan)
+        rate = np.where(n_u > 0, s_u / n_u, np.nan)
+    run = n_u > 0
+    at = np.where((rate > HALF).sum(-1) == run.sum(-1), np.inf, np.where((rate < HALF).sum(-1) == run.sum(-1), -np.inf, at))
+    at = np.where(run.any(-1), at, np.nan)
     return at[back.ravel()].reshape(s.shape[:-1])
 
 
