@@ -49,8 +49,7 @@ def stage_values(task_memory: pd.DataFrame, runs: pd.DataFrame, l: int) -> pd.Da
     where the run is not there), and each measure of MEASURES at init and trained (NaN where not
     measured)."""
     at = task_memory[task_memory["l"] == l]
-    wide = at.pivot_table(index=["run_id", "cell", "k"], columns="stage",
-                          values=[m for m in MEASURES if m in at.columns], dropna=False)
+    wide = at.set_index(["run_id", "cell", "k", "stage"])[[m for m in MEASURES if m in at.columns]].unstack("stage")
     wide.columns = [f"{m} {stage}" for m, stage in wide.columns]
     wide = wide.reset_index()
     outcome = runs.set_index("run_id")["success"].map({True: "learned", False: "failed"})

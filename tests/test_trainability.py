@@ -215,6 +215,8 @@ def test_section_and_figures_from_fixture_tables(map_dir):
     effect = s.tables[1]
     learned = effect[(effect["cell"] == "gru") & (effect["outcome"] == "learned") & (effect["measure"] == "decodable")]
     assert learned["trained (median)"].iloc[0] == pytest.approx(0.95) and learned["l"].iloc[0] == 9
+    decodable = effect[effect["measure"] == "decodable"]
+    assert decodable.groupby("cell")["runs"].sum().to_dict() == {"gru": 72, "vanilla": 72}    # 3 inits, 4 lags, 6 seeds
     fig = success_against_lag(T.map_runs(t.get("runs")))
     lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()}
     line = lines["recipe adam|gru|4|gain:2"]
