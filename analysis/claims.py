@@ -480,9 +480,14 @@ RULE_5 = Rule(
              f"replicates tie all their ranks. A failed run is {IMPROVING}. Reported beside, not judged: ρ "
              f"between L50 and the lag at which decodable falls to {T.DECODED:g} (memory under noise, which tells "
              f"memory from chaos), and the median Lyapunov exponent."),
-    quantities={"rho_lo": "lo", "rho_hi": "hi"},
-    cases=((SUPPORTED, Compare("rho_lo", ">", PREDICTS, fmt="{:g}")),
-           (NOT_SUPPORTED, Compare("rho_hi", "<", PREDICTS, fmt="{:g}"))),
+    quantities={"rho_lo": "lo", "rho_hi": "hi",
+                "measured": "the points whose L50 lies within the lags trained (not censored)"},
+    cases=((SUPPORTED, All((Compare("rho_lo", ">", PREDICTS, fmt="{:g}"),
+                            Compare("measured", ">=", T.MIN_POINTS, fmt="{:g}")))),
+           (NOT_SUPPORTED, All((Compare("rho_hi", "<", PREDICTS, fmt="{:g}"),
+                                Compare("measured", ">=", T.MIN_POINTS, fmt="{:g}")))),
+           # censored points tie: with few measured L50 the ranks cannot say how memory orders them
+           (INCONCLUSIVE, Compare("measured", "<", T.MIN_POINTS, fmt="{:g}"))),
     otherwise=MORE_SEEDS, budget=True)
 
 
@@ -514,7 +519,8 @@ def claim5(runs: Optional[pd.DataFrame], epochs: Optional[pd.DataFrame] = None,
         capped, improving = int(g["capped"].sum()), int(g["improving"].sum())
         beside = T.correlation(g, "decodable_lag")
         said = (f"Spearman's {_rho(q)} (L50 against the initial time constant of D)"
-                + (f"; L50 censored at {censored}" if censored else "")
+                + f"; {q['measured']} of {len(known)} points have an L50 within the lags trained"
+                + (f" (censored: {censored})" if censored else "")
                 + ("" if len(grids) == 1 else "; the points were trained on different lag grids, so censored L50 "
                    "do not rank reliably")
                 + (f". Not defined: {len(known)} point(s) with both L50 and a time constant"

@@ -116,8 +116,9 @@ def trainability(t: Tables) -> Section:
     d = lag_runs(t)
     judged = MAP_CLAIM(t)
     share = constant_share(d, _optional(t, "lengths"))
-    baseline = (f"The best constant prediction of the outer symbol scores {share.min():.0%} to {share.max():.0%} on "
-                f"these runs' test sets, far below the {OUTER_SUCCESS:.0%} a success needs." if share.notna().any() else
+    span = f"{share.min():.0%}" if share.min() == share.max() else f"{share.min():.0%} to {share.max():.0%}"
+    baseline = (f"The best constant prediction of the outer symbol scores {span} on these runs' test sets, far "
+                f"below the {OUTER_SUCCESS:.0%} a success needs." if share.notna().any() else
                 "The constant-prediction baseline is not in these tables: it is at least 50 %.")
     s = Section(paragraphs=[
         "Each cell is trained at a given width and weight scale on embedded Reber with the inner string's length "

@@ -296,9 +296,10 @@ def correlation(points: pd.DataFrame, against: str = "tau") -> Dict[str, float]:
     interval carries the seeds' and the ensembles' sampling, not a resampling of the points); NaN
     where ρ is not defined (fewer than MIN_POINTS points, or all ranks tied), and the interval
     also where more than 2.5 % of the replicates tie all their ranks.
-    ``points``: rows of :func:`trainability_map`."""
+    ``measured``: the points whose L50 is not censored. ``points``: rows of :func:`trainability_map`."""
     p = points[points["L50"].notna() & points[against].notna()]
-    out = {"points": len(p), "rho": math.nan, "rho_lo": math.nan, "rho_hi": math.nan}
+    out = {"points": len(p), "measured": int(np.isfinite(p["L50"].to_numpy(float)).sum()), "rho": math.nan,
+           "rho_lo": math.nan, "rho_hi": math.nan}
     if len(p) < MIN_POINTS:
         return out
     out["rho"] = float(spearman(p["L50"].to_numpy(float), p[against].to_numpy(float)))
