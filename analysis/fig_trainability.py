@@ -108,13 +108,13 @@ def l50_against_memory(m: pd.DataFrame) -> Figure:
         for _, r in g.iterrows():
             color, infinite = cell_color(r["cell"]), not math.isfinite(r["tau"])
             x = x_edge if infinite else r["tau"]
-            y = min(max(r["L50"], lo_lag), hi_lag)
             censored = not math.isfinite(r["L50"])
+            y = min(max(r["L50"], lo_lag), hi_lag) if censored else r["L50"]   # a fitted L50 may lie a little outside
             face = "none" if censored or infinite else color
             xlo = x - (r["tau_lo"] if math.isfinite(r["tau_lo"]) else x)
             xhi = (min(r["tau_hi"], x_edge) if not infinite else x) - x
-            ylo = y - min(max(r["L50_lo"], lo_lag), hi_lag)
-            yhi = min(max(r["L50_hi"], lo_lag), hi_lag) - y
+            ylo = y - min(max(r["L50_lo"], lo_lag), hi_lag) if math.isinf(r["L50_lo"]) else y - r["L50_lo"]
+            yhi = min(max(r["L50_hi"], lo_lag), hi_lag) - y if math.isinf(r["L50_hi"]) else r["L50_hi"] - y
             ax.errorbar([x], [y], xerr=[[max(xlo, 0)], [max(xhi, 0)]], yerr=[[max(ylo, 0)], [max(yhi, 0)]],
                         fmt=marker[r["init"]], color=color, mfc=face, markersize=7, capsize=2, elinewidth=0.9,
                         gid=f"{scope}|{r['cell']}|{r['k']}|{r['init']}")
