@@ -30,7 +30,7 @@ a multiple of 1/(4 ``REPEATS``).
 
 16 repeats a word: fitted on 8, the readout of a one-unit cell comes within 0.015 of the best
 accuracy wherever the classes' means are one noise s.d. apart (the closed form of
-tests/test_decodable.py); more repeats cost proportionally (README, benchmarks/bench_decodable.py).
+tests/test_decodable.py); more repeats cost proportionally (docs/performance.md, benchmarks/bench_decodable.py).
 
 Shards return per-block moments of the per-draw accuracies and their exact counts on the
 grid of possible values, so the table's mean, spread and quantiles are bit-identical
