@@ -1,9 +1,11 @@
 """The documentation site builds with ``mkdocs build --strict``, its reference pages hold every
 command, spec key, table and column the code has, and a broken link, an unknown generated
-section or a provenance naming a commit that does not exist fails the build."""
+section or a provenance naming a commit that does not exist fails the build; the README links
+only to files that exist."""
 import html
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +118,11 @@ def test_a_sound_page_builds(tmp_path, caplog):
     built, log = build_in_process(tmp_path, caplog, "<!-- provenance: version=0.1.0 commit=56318e6 -->")
     assert built, log
     assert "recorded at commit" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_the_readme_links_only_to_files_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert any(link.startswith("docs/") for link in links)
+    for link in links:
+        assert "://" in link or (ROOT / link).exists(), link
