@@ -67,23 +67,28 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _keys(properties: dict) -> str:
+def _keys(block: dict) -> str:
+    """A table of an object schema's keys: default (or required) and meaning."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    for key, prop in properties.items():
+    for key, prop in block["properties"].items():
         default = f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+        default = "required" if key in block.get("required", ()) else default
         rows.append(f"| `{key}` | {_cell(default)} | {_cell(prop.get('description', ''))} |")
     return "\n".join(rows)
 
 
 def spec() -> str:
+    from sweeps.job import jobs
     schema = json.loads(_cli_output("schema"))
-    top = {key: prop for key, prop in schema["properties"].items() if "oneOf" not in prop or key == "include"}
-    parts = ["## Top-level keys\n", _keys(top), ""]
+    sections = {job.name for job in jobs().values()}
+    top = {key: prop for key, prop in schema["properties"].items() if key not in sections}
+    needs = ", ".join(f"`{key}`" for alt in schema.get("anyOf", []) for key in alt["required"])
+    parts = ["## Top-level keys\n", f"A spec holds at least one of {needs}.\n", _keys({"properties": top}), ""]
     for section, prop in schema["properties"].items():
         if section in top:
             continue
         block = next(alt for alt in prop["oneOf"] if alt.get("type") == "object")
-        parts += [f"## `{section}`\n", "One block of these keys, or a list of blocks.\n", _keys(block["properties"]), ""]
+        parts += [f"## `{section}`\n", "One block of these keys, or a list of blocks.\n", _keys(block), ""]
     parts += ['??? note "The whole JSON Schema (`lksweep schema`)"', "",
               "    ```json", *("    " + line for line in json.dumps(schema, indent=1).splitlines()), "    ```", ""]
     return "\n".join(parts)
