@@ -215,6 +215,9 @@ class ObjectStoreBackend(Backend):
         return [None] * len(files)
 
     def move(self, path: str, target: str) -> None:
+        # A copy of a missing key fails with a plain OSError: ask first (damaged files are rare).
+        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+            raise FileNotFoundError(path)
         self.fs.move(path, target)
 
     def temporaries(self) -> List[str]:
