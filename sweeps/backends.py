@@ -117,7 +117,7 @@ class LocalBackend(Backend):
         for part in path[len(self.root) + 1:].split("/"):
             at = f"{at}/{part}"
             if os.path.islink(at):
-                raise UsageError(link_error(self, at))
+                raise UsageError(_link_error(self, at))
 
     def listing(self, directory: str, recursive: bool) -> List[pafs.FileInfo]:
         """UsageError at the first symbolic link instead of following it."""
@@ -131,7 +131,7 @@ class LocalBackend(Backend):
                 continue
             for e in entries:
                 if e.is_symlink():
-                    raise UsageError(link_error(self, e.path))
+                    raise UsageError(_link_error(self, e.path))
                 kind = (pafs.FileType.Directory if e.is_dir(follow_symlinks=False) else
                         pafs.FileType.File if e.is_file(follow_symlinks=False) else pafs.FileType.Unknown)
                 if kind == pafs.FileType.Directory and recursive:
@@ -265,7 +265,7 @@ def _sync_dirs(directories) -> None:
     _sync(sorted(directories))
 
 
-def link_error(backend: Backend, path: str) -> str:
+def _link_error(backend: Backend, path: str) -> str:
     return (f"{backend.display(path)} is a symbolic link; lksweep follows no link inside its output directory "
             f"(it would read, move or delete files elsewhere): remove the link, or move what it points to into "
             f"{backend.display(backend.root)}")
