@@ -40,8 +40,7 @@ import pyarrow as pa
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from sweeps import runner  # noqa: E402
-from sweeps import store as store_module
+from sweeps import backends, runner  # noqa: E402
 from sweeps import task as task_module
 from sweeps.job import Estimate, Job, jobs, register_job  # noqa: E402
 from sweeps.plan import Group, Shard  # noqa: E402
@@ -100,7 +99,7 @@ def ray_throughput(quick: bool) -> None:
     n = 4000 if quick else 20000
     cases = [("groups of 100 shards", n // 100, 100), ("one-shard groups", n // 4, 1)]
     variants = {"as built": {}, "one shard per task": {"MAX_PACK": 1},
-                "fsync per file": {"_sync": store_module.fsync_each}}
+                "fsync per file": {"_sync": backends.fsync_each}}
     print(f"\n1. Committed shards per second, real runner, local Ray (2 worker CPUs), {n:,} shards of no compute")
     print(f"{'case':<24}{'variant':<22}{'shards':>8}{'seconds':>9}{'shards/s':>10}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as out, _quiet():
@@ -143,7 +142,7 @@ class _patched:
 
     def __enter__(self):
         for name, value in self.patch.items():
-            module = runner if hasattr(runner, name) else store_module
+            module = runner if hasattr(runner, name) else backends
             self.saved[name] = (module, getattr(module, name))
             setattr(module, name, value)
 
