@@ -38,8 +38,6 @@ class Committer:
         self.gone: set = set()                     # files removed by this launch (paths relative to OUT)
         self.last_segment = time.monotonic()
         self._settings_json: Dict[str, str] = {}
-        for path, why in cat.damaged:
-            self.set_aside(path, why)
 
     # ------------------------------------------------------------------ before computing
     def drop(self, cat: Catalog, groups: Iterable[Group]) -> None:

@@ -360,3 +360,16 @@ def test_an_output_of_no_known_type_stops_the_sweep(tmp_path):
     with pytest.raises(TypeError, match="not one of sweeps.task.Output"):
         runner.run(specs.validate(SPEC), out, executor=Stray())
     assert not os.path.exists(out.path("discrepancy"))
+
+
+def test_a_damaged_table_found_by_the_survey_is_set_aside_once_and_its_group_computed_again(tmp_path, caplog):
+    spec = specs.validate(SPEC)
+    out = Store(str(tmp_path / "out"))
+    runner.run(spec, out, executor=Inline())
+    table = sorted(os.listdir(out.path("discrepancy")))[0]
+    path = out.path("discrepancy", table)
+    out.write_bytes(path, out.read_bytes(path)[:100])
+    again = runner.run(spec, out, executor=Inline())
+    assert again.damaged == [path] and caplog.text.count("is damaged") == 1
+    assert (again.groups_committed, again.groups_skipped) == (1, 1)
+    assert len(os.listdir(out.path("_damaged"))) == 1
