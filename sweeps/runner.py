@@ -95,12 +95,12 @@ def run_phase(spec: Spec, store: Store, address: Optional[str] = None, max_worke
     states = [GroupState(s.group, list(s.group.tables), todo=list(s.group.shards)) if s.conflict else s
               for s in states]
     store.write_json(store.path("_sweeps", f"{spec.hash}.json"), record(spec, groups, large))
-    sweep = Sweep(spec, Ledger(states), committer)
+    ledger = Ledger(states)
+    sweep = Sweep(spec, ledger, committer)
     try:
         for path, why in cat.damaged:
             committer.set_aside(path, why)
         sweep.start()
-        ledger = sweep.ledger
         log.debug("%d group(s): %d already committed, %d shard(s) reused, %d to compute", len(states),
                   ledger.skipped, ledger.reused, sweep.packer.queued)
         if sweep.packer:
@@ -120,7 +120,6 @@ def run_phase(spec: Spec, store: Store, address: Optional[str] = None, max_worke
                 raise
     finally:
         committer.close(tables, jobs)
-    ledger = sweep.ledger
     return SweepResult(spec, store, ledger.computed, ledger.reused, ledger.committed, ledger.skipped,
                        committer.damaged, time.perf_counter() - t0, tables)
 
