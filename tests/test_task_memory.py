@@ -183,3 +183,27 @@ def test_a_stage_not_reached_yet_is_recorded_as_not_yet_planned(tmp_path):
         stages.run(spec, store, interrupted)
     assert ran == [["training"]]
     assert stages.pending_stages(store) == {"task_memory": "staged: not yet planned"}
+
+
+def test_a_second_launcher_is_refused_between_the_phases_of_a_staged_spec(ray_session, tmp_path, monkeypatch):
+    """One launch holds OUT's lock from its first phase to its last: a launcher starting
+    after training committed, before the stage is planned, is refused; after the launch it
+    gets the lock."""
+    from sweeps import runner, stages
+    from sweeps import spec as specs
+    from sweeps.store import Store
+
+    out = tmp_path / "out"
+    phases, asked = stages.phases, []
+
+    def with_a_contender(spec, root):
+        for i, phase in enumerate(phases(spec, root)):
+            if i:
+                asked.append(launcher.hold_lock(out, hold=0).communicate(timeout=60)[0].split()[0])
+            yield phase
+
+    monkeypatch.setattr(stages, "phases", with_a_contender)
+    done = runner.run(specs.validate({"training": TRAINING, "task_memory": STAGE}, "staged"), Store(str(out)))
+    assert done.groups_committed and (out / "task_memory").exists()
+    assert asked == ["refused"]
+    assert launcher.hold_lock(out, hold=0).communicate(timeout=60)[0].split()[0] == "acquired"
