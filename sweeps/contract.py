@@ -51,6 +51,7 @@ def table(s: pa.Schema, rows: int, columns: Mapping[str, Any], nan_is_null: Coll
     if set(columns) != set(s.names):
         raise ValueError(f"columns {sorted(set(columns) - set(s.names))} not declared, "
                          f"{sorted(set(s.names) - set(columns))} missing")
+
     def values(v):
         return v if isinstance(v, (list, tuple, np.ndarray)) else [v] * rows
 
@@ -85,9 +86,9 @@ class ShardFormat:
 
     def pack(self, tables: Mapping[str, pa.Table]) -> pa.Table:
         """The shard table holding ``tables`` (a subset of the declared ones)."""
-        blobs = []
         for name in tables:
             self._check(name, tables[name].schema)
+        blobs = []
         for name in (n for n in self.tables if n in tables):
             sink = io.BytesIO()
             with pa.ipc.new_stream(sink, tables[name].schema) as writer:
