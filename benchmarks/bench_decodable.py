@@ -31,9 +31,7 @@ PAPER_DRAWS, NOISE_DRAWS = 2000, D.Discrepancy.Settings.parse({"cells": "gru", "
 
 def shard(cell, k, l_max, draws, noise):
     args = (cell, "normal", k, 0, draws, l_max, "float64", 1e-6)
-    if noise:
-        return D.NoisyRange(*args, start=0, stop=draws, lyapunov=False, noise=noise, noise_draws=draws)
-    return D.DrawRange(*args, start=0, stop=draws)
+    return D.DrawRange(*args, start=0, stop=draws, noise=noise or None, noise_draws=draws if noise else 0)
 
 
 def fastest(f, repeats):

@@ -98,6 +98,7 @@ SCHEMA = contract.schema(KEY + [
                                 "LDA) telling 16 noisy runs after T from 16 after P at step l: 1/2 the outer "
                                 "symbol is lost, near 1 kept (null without noise)"),
 ])
+SHARD = contract.ShardFormat("task_memory", 1, {"task_memory": SCHEMA})     # a run's rows, as committed
 
 
 @register_job
@@ -107,6 +108,7 @@ class TaskMemory(Job):
     help = "memory of trained and initial networks on the task's inputs (a stage after training)"
     tables = ("task_memory",)
     schemas = {"task_memory": SCHEMA}
+    shard = SHARD
     after = ("training",)
     options = (
         Option("source", Directory(), "the training directory to read (default in a spec with a training "
@@ -136,10 +138,10 @@ class TaskMemory(Job):
         return groups
 
     def compute(self, runs: Sequence[Run], states) -> List[pa.Table]:
-        return [table(run) for run in runs]
+        return [SHARD.pack({"task_memory": table(run)}) for run in runs]
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-        return {"task_memory": shard_tables[0]}
+        return SHARD.unpack(shard_tables[0], self.tables)
 
 
 def measured(name: str, runs: pa.Table, weights: pa.Table, digests: Dict[str, str], strings: int,
@@ -264,19 +266,10 @@ def rows(run: Run, stage: str, lengths: np.ndarray, m: Dict[str, np.ndarray]) ->
     def q(name, level):
         return quantile(np.sort(m[name], 0), reach, level)
 
-    def const(value, type_):
-        return pa.array([value] * length, type_)
-
-    key = dict(run.key)
-    columns = {c: const(key[c], t) for c, t, _ in KEY}
-    columns.update({
-        "stage": const(stage, pa.string()), "l": pa.array(np.arange(1, length + 1), pa.int32()),
-        "n_strings": pa.array(reach, pa.int32()), "strings": const(run.strings, pa.int32()),
-        "data_seed": const(run.data_seed, pa.int32()),
-        "distance_mean": pa.array(np.nanmean(m["distance"], 0), pa.float64()),
-        **{f"distance_q{int(100 * v)}": pa.array(q("distance", v), pa.float64()) for v in (0.1, 0.5, 0.9)},
-        **{f"lyapunov_q{int(100 * v)}": pa.array(q("lyapunov", v), pa.float64()) for v in (0.1, 0.5, 0.9)},
-        "noise": const(run.noise, pa.float64()),
-        "decodable": pa.array(np.nanmean(m["decodable"], 0) if run.noise else [None] * length, pa.float64()),
+    return contract.table(SCHEMA, length, {
+        **dict(run.key), "stage": stage, "l": np.arange(1, length + 1), "n_strings": reach, "strings": run.strings,
+        "data_seed": run.data_seed, "distance_mean": np.nanmean(m["distance"], 0),
+        **{f"distance_q{int(100 * v)}": q("distance", v) for v in (0.1, 0.5, 0.9)},
+        **{f"lyapunov_q{int(100 * v)}": q("lyapunov", v) for v in (0.1, 0.5, 0.9)},
+        "noise": run.noise, "decodable": np.nanmean(m["decodable"], 0) if run.noise else None,
     })
-    return pa.table(columns, schema=SCHEMA)

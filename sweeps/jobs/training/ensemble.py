@@ -31,7 +31,7 @@ from . import checkpoint, engines, gradients, models, probes, reber
 from .evaluation import scores
 from .protocols import LOSSES, OPTIMIZERS, PROTOCOLS
 from .run import DTYPES, Run, run_id
-from .tables import KEY, MEASURES, SCHEMAS, pack
+from .tables import KEY, MEASURES, SCHEMAS, SHARD
 
 SELECT_BY = ("string_accuracy", "outer_accuracy", "step_accuracy")   # validation scores, compared in this order
 # A member's bookkeeping, as its checkpoint's JSON holds it (Ensemble._fresh).
@@ -180,7 +180,7 @@ class Ensemble:
         probed = [probes.probe_rows(self.cell, self._torch_params(i), self.config.task)[0] for i in idx]
         self._charge(idx, time.perf_counter() - t0)
         _, wrong, first = per_set["test"]
-        return [pack(self._tables(i, {name: {key: float(v[j]) for key, v in s.items()} for name, s in sets.items()},
+        return [SHARD.pack(self._tables(i, {name: {key: float(v[j]) for key, v in s.items()} for name, s in sets.items()},
                                   wrong[j], first[j], trained[j], probed[j]))
                 for j, i in enumerate(idx)]
 
