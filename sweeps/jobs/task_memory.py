@@ -232,20 +232,32 @@ def noisy(cell: cells.Cell, p: Dict[str, np.ndarray], strings: Sequence[str], no
     """(E, S, L): per string, ``REPEATS`` runs after B T and as many after B P, N(0, noise²)
     added to the state after every step (string i's noise from ``streams[i]``, an array
     (2 REPEATS, width) a step: T's repeats, then P's; the same for every member), and the
-    readout's held-out accuracy at each step."""
+    readout's held-out accuracy at each step (NaN past the string's end).
+
+    Most inner strings are short and a few long, so the runs step longest string first and
+    each step carries only the strings still running: a prefix of the batch."""
     n, length, r = len(strings), max(map(len, strings)), decodable.REPEATS
     e, k = p["O"].shape[0], p["O"].shape[-1]
     width = cell.memory * k
-    # String-major, (S, 2R): string i's R runs after T, then its R runs after P.
-    x = one_hot([f"B{a}{s}" for a in OUTER for s in strings])[:, [j // r * n + i for i in range(n) for j in range(2 * r)]]
-    kicks = noise * np.stack([g.standard_normal((2 + length, 2 * r, width)) for g in streams], 1)   # (T, S, 2R, w)
+    lengths = np.array([len(s) for s in strings])
+    order = np.argsort(-lengths, kind="stable")
+    # String-major, (S, 2R), longest first: string order[i]'s R runs after T, then its R after P.
+    x = one_hot([f"B{a}{strings[i]}" for a in OUTER for i in order])[:, [j // r * n + i for i in range(n)
+                                                                         for j in range(2 * r)]]
+    kicks = np.zeros((2 + length, n, 2 * r, width))
+    for i, at in enumerate(order):
+        kicks[: 2 + lengths[at], i] = noise * streams[at].standard_normal((2 + lengths[at], 2 * r, width))
+    running = (lengths[order][None, :] >= np.arange(1, length + 1)[:, None]).sum(1)     # (L,) strings at step l
     s = np.zeros((e, n * 2 * r, width))
-    h = np.empty((length, e, n, 2 * r, k))
+    acc = np.full((e, n, length), np.nan)
     for t in range(2 + length):
-        s = cell.step(p, x[t], s) + kicks[t].reshape(n * 2 * r, width)
+        m = n if t < 2 else running[t - 2]
+        s = cell.step(p, x[t, : m * 2 * r], s[:, : m * 2 * r]) + kicks[t, :m].reshape(m * 2 * r, width)
         if t >= 2:
-            h[t - 2] = cell.hidden(s).reshape(e, n, 2 * r, k)
-    return np.moveaxis(decodable.accuracy(h), 0, -1)
+            acc[:, :m, t - 2] = decodable.accuracy(cell.hidden(s).reshape(e, m, 2 * r, k))
+    out = np.empty_like(acc)
+    out[:, order] = acc
+    return out
 
 
 def quantile(ordered: np.ndarray, counts: np.ndarray, level: float) -> np.ndarray:

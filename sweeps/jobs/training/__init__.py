@@ -135,7 +135,7 @@ class Training(Job):
                         }
                         recipe = protocol.recipe(optimizer, loss, batch_size, order)
                         for seed in s.seeds:
-                            rid = run_id(task, cell, k, recipe, seed, lag)
+                            rid = run_id(task, cell, k, recipe, seed, lag, s.init)
                             run = Run(task, cell, k, name, seed=seed, checkpoint_s=s.checkpoint_s,
                                       **{**settings, "lag": lag})
                             groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))

@@ -188,7 +188,7 @@ class Ensemble:
                 trained: List[Dict], probe_rows: List[Dict]) -> Dict[str, pa.Table]:
         c, m = self.config, self.members[i]
         recipe = self.protocol.recipe(c.optimizer, c.loss, c.batch_size, c.order)
-        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i], c.lag), "task": c.task,
+        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i], c.lag, c.init), "task": c.task,
                "cell": c.cell, "k": c.k, "protocol": c.protocol, "recipe": recipe,
                "optimizer": c.optimizer, "loss": c.loss, "seed": self.seeds[i]}
         floor, floor_guess = reber.loss_floors(self.data["train"], c.loss, self.embedded)

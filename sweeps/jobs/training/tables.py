@@ -8,7 +8,7 @@ import pyarrow as pa
 from ... import contract
 
 KEY = [
-    ("run_id", pa.string(), "<task>-<cell>-k<k>-<recipe>-seed<seed>"),
+    ("run_id", pa.string(), "<task>-<cell>-k<k>-<recipe>[-lag<lo>-<hi>][-<init>]-seed<seed>"),
     ("task", pa.string(), "reber or embedded-reber"),
     ("cell", pa.string(), "the cell's registry name"),
     ("k", pa.int32(), "hidden units"),
