@@ -47,10 +47,10 @@ def per_draw_seconds(path: str, draws: int) -> float:
 def shard_in_subprocess(draws: int, lyapunov: bool = False, **group) -> tuple:
     """(seconds, peak RSS MiB) of one shard of ``draws`` draws computed in a fresh process."""
     g = {**WIDE, **group}
-    kind = "DynamicsRange" if lyapunov else "DrawRange"
     code = (f"import resource, time, torch; torch.set_num_threads(1); from sweeps.jobs import discrepancy as D; "
-            f"t = time.perf_counter(); D.compute_shard(D.{kind}(cell={g['cell']!r}, init={g['init']!r}, k={g['k']}, "
-            f"seed=0, draws={g['draws']}, l_max={g['l_max']}, dtype='float64', threshold=1e-6, start=0, stop={draws})); "
+            f"t = time.perf_counter(); D.compute_shard(D.DrawRange(cell={g['cell']!r}, init={g['init']!r}, k={g['k']}, "
+            f"seed=0, draws={g['draws']}, l_max={g['l_max']}, dtype='float64', threshold=1e-6, start=0, stop={draws}, "
+            f"lyapunov={lyapunov})); "
             f"print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.split()

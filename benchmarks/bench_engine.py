@@ -40,9 +40,9 @@ import pyarrow as pa
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from sweeps import runner  # noqa: E402
-from sweeps import store as store_module
+from sweeps import backends, packer, runner  # noqa: E402
 from sweeps import task as task_module
+from sweeps.executor import Executor  # noqa: E402
 from sweeps.job import Estimate, Job, jobs, register_job  # noqa: E402
 from sweeps.plan import Group, Shard  # noqa: E402
 from sweeps.settings import Int, Option  # noqa: E402
@@ -100,7 +100,7 @@ def ray_throughput(quick: bool) -> None:
     n = 4000 if quick else 20000
     cases = [("groups of 100 shards", n // 100, 100), ("one-shard groups", n // 4, 1)]
     variants = {"as built": {}, "one shard per task": {"MAX_PACK": 1},
-                "fsync per file": {"_sync": store_module.fsync_each}}
+                "fsync per file": {"_sync": backends.fsync_each}}
     print(f"\n1. Committed shards per second, real runner, local Ray (2 worker CPUs), {n:,} shards of no compute")
     print(f"{'case':<24}{'variant':<22}{'shards':>8}{'seconds':>9}{'shards/s':>10}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as out, _quiet():
@@ -136,14 +136,14 @@ class _quiet:
 
 
 class _patched:
-    """Set module attributes of the runner or the store for one run."""
+    """Set module attributes of the packer, the runner or the store for one run."""
 
     def __init__(self, patch: Dict):
         self.patch, self.saved = patch, {}
 
     def __enter__(self):
         for name, value in self.patch.items():
-            module = runner if hasattr(runner, name) else store_module
+            module = next(m for m in (packer, runner, backends) if hasattr(m, name))
             self.saved[name] = (module, getattr(module, name))
             setattr(module, name, value)
 
@@ -153,7 +153,7 @@ class _patched:
 
 
 # ---------------------------------------------------------------------- 2. simulated executor
-class Simulated:
+class Simulated(Executor):
     """An executor without workers: a task completes ``latency`` seconds after it is
     submitted plus ``per_shard`` seconds per shard, at most ``capacity`` at a time; its
     outputs are copies of one template file (``encode``: really computed and encoded,
@@ -163,18 +163,11 @@ class Simulated:
 
     def __init__(self, capacity: int, latency: float, per_shard: float, encode: bool = False):
         self.capacity, self.latency, self.per_shard, self.encode = capacity, latency, per_shard, encode
-        self.console = sys.stderr
         self._due: Dict[int, tuple] = {}
         self._free: List[float] = []      # when each busy worker is free again
         self._order: List[tuple] = []     # (due, handle) of the tasks not returned yet
         self._next = 0
         self._template = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
     def submit(self, job, task):
         self._next += 1
@@ -207,9 +200,9 @@ class Simulated:
             self._template = (data, meta)
         data, meta = self._template
         finish = {g.name for g in task.finish}
-        out = [task_module.Output("table", g, "noop", data, {**meta, "kind": "table", "table": "noop", "group": g})
+        out = [task_module.Merged(g, "noop", data, {**meta, "kind": "table", "table": "noop", "group": g})
                for g in finish]
-        out += [task_module.Output("shard", sh.group, sh.id, data, {**meta, "group": sh.group, "shard": sh.id})
+        out += [task_module.Done(sh.group, sh.id, data, {**meta, "group": sh.group, "shard": sh.id})
                 for batch in task.batches for sh in batch if sh.group not in finish]
         return out, self.per_shard * task.size
 

@@ -38,7 +38,7 @@ def trained(cell, k, seeds, epochs, n_train):
     while True:
         results = training.compute(params, states)
         if not any(isinstance(r, Checkpoint) for r in results):
-            return [training_tables.unpack(r) for r in results], time.perf_counter() - t0
+            return [training_tables.SHARD.unpack(r) for r in results], time.perf_counter() - t0
         states = [r.state if isinstance(r, Checkpoint) else None for r in results]
 
 

@@ -181,6 +181,12 @@ def schema(a) -> int:
     for job in jobs().values():
         for table, columns in job.schemas.items():
             console.out(f"## {table} ({job.name} job)\n\n{contract.describe(columns)}\n")
+    for job in jobs().values():
+        console.out(f"## {job.name} shards (format {job.shard.version}): the tables a shard returns, which "
+                    f"finalize merges into the tables above\n")
+        for table, columns in job.shard.tables.items():
+            same = table in job.schemas and contract.same_columns(columns, job.schemas[table])
+            console.out(f"### {table}\n\n{f'its rows of table {table}' if same else contract.describe(columns)}\n")
     return 0
 
 

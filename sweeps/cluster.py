@@ -9,6 +9,7 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import SweepError, UsageError, shown
+from .executor import Executor
 from .job import Job
 from .task import Output, Task, run
 
@@ -154,10 +155,10 @@ def interrupts():
             signal.signal(sig, handler)
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs :class:`sweeps.task.Task` s as Ray tasks (``with`` starts or joins Ray and stops
-    what it started). ``capacity``: tasks that run at once; ``node_memory``: the largest
-    node's memory in bytes."""
+    what it started); the progress bar goes to the terminal, which Ray's own output leaves
+    (``console_to``)."""
 
     def __init__(self, address: Optional[str], max_workers: Optional[int], log_path: str):
         self.address, self.max_workers, self.log_path = address, max_workers, log_path
@@ -165,7 +166,7 @@ class RayExecutor:
 
     def __enter__(self):
         with contextlib.ExitStack() as stack:
-            self.console = stack.enter_context(console_to(self.log_path))
+            self._console = stack.enter_context(console_to(self.log_path))
             self.ray, started = start_ray(self.address, self.max_workers if self.address is None else None)
             if started:
                 stack.callback(self.ray.shutdown)
@@ -180,6 +181,10 @@ class RayExecutor:
 
     def __exit__(self, *exc):
         return self._stack.__exit__(*exc)
+
+    @property
+    def console(self):
+        return self._console
 
     def submit(self, job: Job, task: Task):
         if job.name not in self._jobs:

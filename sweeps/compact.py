@@ -29,10 +29,11 @@ from typing import Dict, Iterable, List, Set, Tuple
 import pyarrow as pa
 
 from . import __version__, console, index
+from .backends import LIBC
 from .fileformat import Damaged, decode, encode
 from .index import Entry
 from .status import recorded_groups, sweep_records
-from .store import LIBC, Store
+from .store import Store
 from .survey import expected, survey
 
 log = console.logger(__name__)

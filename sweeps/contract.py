@@ -5,7 +5,10 @@ tables imports it without the training stack.
 
 - :func:`schema`: a table's columns with their documentation, written into every Parquet file
   (``pyarrow.parquet.read_schema(f).field(c).metadata[b"doc"]``); ``lksweep schema --tables``
-  prints them all.
+  prints them all. :func:`table` builds a table of a declared schema, so a writer never
+  restates a column's type.
+- :class:`ShardFormat`: the tables one shard of a job returns, declared once; the job's
+  ``compute`` packs them and its ``finalize`` unpacks them, each checked against its declaration.
 - The log-spaced histogram that summarises many non-negative numbers (distances
   ||h_u - h_v||, gradient magnitudes): its bin layout and its quantiles. Integer counts, so
   sums are exact in any order; a quantile is exact to within one bin, a relative error of at
@@ -19,7 +22,9 @@ tables imports it without the training stack.
 - The Reber alphabet (the order of the ``output`` and ``probs`` columns) and the probe
   strings of the paper's heatmaps, in the paper's order.
 """
-from typing import Sequence, Tuple
+import io
+from dataclasses import dataclass
+from typing import Any, Collection, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +41,86 @@ def schema(columns: Sequence[Tuple[str, pa.DataType, str]]) -> pa.Schema:
 def describe(s: pa.Schema) -> str:
     """A schema's columns as Markdown lines: name, type, documentation."""
     return "\n".join(f"- `{f.name}` ({f.type}): {(f.metadata or {}).get(DOC, b'').decode()}" for f in s)
+
+
+def table(s: pa.Schema, rows: int, columns: Mapping[str, Any], nan_is_null: Collection[str] = ()) -> pa.Table:
+    """A table of schema ``s`` with ``rows`` rows: each column from ``rows`` values or from one
+    value repeated, converted to the column's declared type; NaN becomes null in the columns
+    named in ``nan_is_null`` (elsewhere it stays NaN). ValueError names a column missing or
+    not declared."""
+    if set(columns) != set(s.names):
+        raise ValueError(f"columns {sorted(set(columns) - set(s.names))} not declared, "
+                         f"{sorted(set(s.names) - set(columns))} missing")
+
+    def values(v):
+        return v if isinstance(v, (list, tuple, np.ndarray)) else [v] * rows
+
+    return pa.table({f.name: pa.array(values(columns[f.name]), f.type, from_pandas=f.name in nan_is_null) for f in s},
+                    schema=s)
+
+
+def same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    """Whether two schemas have the same columns, names and types in order (documentation aside)."""
+    return a.equals(b, check_metadata=False)
+
+
+def columns_of(s: pa.Schema) -> str:
+    return ", ".join(f"{f.name} ({f.type})" for f in s)
+
+
+@dataclass(frozen=True)
+class ShardFormat:
+    """The tables one shard of a job returns: their names and schemas (:func:`schema`).
+
+    A shard file holds one table, so :meth:`pack` stores a shard's tables in one: a row per
+    table, its name and its Arrow IPC stream, in the order declared. Both :meth:`pack` (the
+    writer) and :meth:`unpack` (the reader) check each table against its declaration: a shard
+    whose tables or columns differ is refused with a ValueError that names the difference.
+    ``version`` numbers the format: a job whose shard parameters carry it gives a shard of
+    another format another id, so shards of two formats are never merged (the discrepancy job).
+    """
+
+    job: str
+    version: int
+    tables: Dict[str, pa.Schema]
+
+    def pack(self, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """The shard table holding ``tables`` (a subset of the declared ones)."""
+        for name in tables:
+            self._check(name, tables[name].schema)
+        blobs = []
+        for name in (n for n in self.tables if n in tables):
+            sink = io.BytesIO()
+            with pa.ipc.new_stream(sink, tables[name].schema) as writer:
+                writer.write_table(tables[name])
+            blobs.append((name, sink.getvalue()))
+        return pa.table({"table": pa.array([n for n, _ in blobs], pa.string()),
+                         "ipc": pa.array([b for _, b in blobs], pa.binary())})
+
+    def unpack(self, shard: pa.Table, expect: Optional[Collection[str]] = None) -> Dict[str, pa.Table]:
+        """The tables a shard table holds, each checked against its declaration; with
+        ``expect``, exactly those tables."""
+        if shard.column_names != ["table", "ipc"]:
+            raise ValueError(f"{self._name()}: a shard with columns {', '.join(shard.column_names)} is not of this "
+                             f"format (its tables packed as columns table, ipc): written by another version")
+        out = {name: pa.ipc.open_stream(blob.as_py()).read_all()
+               for name, blob in zip(shard.column("table").to_pylist(), shard.column("ipc"))}
+        for name, t in out.items():
+            self._check(name, t.schema)
+        if expect is not None and set(out) != set(expect):
+            raise ValueError(f"{self._name()}: the shard holds tables {', '.join(out) or 'none'} where its settings "
+                             f"need {', '.join(expect)}")
+        return out
+
+    def _name(self) -> str:
+        return f"shard format {self.version} of the {self.job} job"
+
+    def _check(self, name: str, s: pa.Schema) -> None:
+        if name not in self.tables:
+            raise ValueError(f"{self._name()}: no shard table {name!r}; it declares {', '.join(self.tables)}")
+        if not same_columns(s, self.tables[name]):
+            raise ValueError(f"{self._name()}: shard table {name!r} has columns {columns_of(s)}, its declaration "
+                             f"{columns_of(self.tables[name])}")
 
 
 # ---------------------------------------------------------------------- histograms

@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tupl
 
 import pyarrow as pa
 
+from .contract import ShardFormat
 from .errors import UsageError
 from .plan import Group, Shard
 from .settings import Option, Settings, settings_class
@@ -57,6 +58,7 @@ class Job:
     options: ClassVar[Tuple[Option, ...]]   # the settings of one block, declared once
     tables: ClassVar[Tuple[str, ...]]       # tables its groups commit to
     schemas: ClassVar[Dict[str, pa.Schema]]  # their columns, documented (sweeps.contract.schema)
+    shard: ClassVar[ShardFormat]            # the tables one shard returns, packed: compute writes, finalize reads
     max_batch: ClassVar[int] = 1            # shards with the same batch_key run together, up to this
     Settings: ClassVar[type]
 
@@ -75,12 +77,13 @@ class Job:
 
     def compute(self, params: Sequence[Any], states: Sequence[Optional[bytes]]) -> List[Any]:
         """Runs on a Ray worker over a batch of shards' params; ``states[i]`` is shard i's last
-        checkpoint or None. Returns per shard a pyarrow Table (finished) or a Checkpoint
-        (submitted again with it)."""
+        checkpoint or None. Returns per shard its tables packed by ``self.shard`` (finished) or
+        a Checkpoint (submitted again with it)."""
         raise NotImplementedError
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-        """A group's shard tables (in plan order) as rows of each table. Runs on the worker
+        """A group's shard tables (in plan order, each unpacked by ``self.shard``, which refuses
+        one whose tables differ from the declaration) as rows of each table. Runs on the worker
         that computed the group's last shards, or on the driver when they were computed in
         several tasks."""
         raise NotImplementedError
@@ -109,7 +112,7 @@ _DISCOVERED: List[bool] = []
 
 def register_job(cls):
     """Class decorator: make ``cls`` a job of its ``name`` section."""
-    for attr in ("name", "command", "help", "options", "tables", "schemas"):
+    for attr in ("name", "command", "help", "options", "tables", "schemas", "shard"):
         if not hasattr(cls, attr):
             raise TypeError(f"job {cls.__name__} must define {attr!r}")
     _JOBS[cls.name] = cls()

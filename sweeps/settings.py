@@ -210,6 +210,8 @@ class Ranges(Kind):
             value = [value]
         out = []
         for part in _items(value, key, "ranges such as 20-24 or 5-8,20-24"):
+            if isinstance(part, (list, tuple)) and len(part) == 2 and all(map(_is_int, part)):
+                part = f"{part[0]}-{part[1]}"      # the normalised form, as a sweep record stores it
             r = _expand(part, key)
             lo, hi = r.start, r.stop - 1
             if hi < self.minimum:

@@ -8,11 +8,13 @@ the earlier jobs first, then the later stage planned against what the earlier on
 "not yet planned" until its phase is planned, which ``status`` shows). One spec, one command,
 resumable: a rerun skips every committed group of both phases.
 
-A stage's group settings carry the digests of the input files it read (:func:`inputs`), so
-an input that changed (a retrained run) makes the stage's group one "with other settings":
-refused, or replaced under ``--overwrite``, never mixed.
+A stage's group settings carry the digests of the input rows it read (:func:`inputs`): of the
+rows' values, not of the files holding them, so an input that changed (a retrained run) makes
+the stage's group one "with other settings", refused or replaced under ``--overwrite``, never
+mixed, while the same rows in other files (``lksweep compact``) are the same input.
 """
 import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
@@ -30,16 +32,27 @@ STAGES_DIR = "_stages"     # OUT/_sweeps/_stages/<spec hash>.json: a staged spec
 
 @dataclass(frozen=True)
 class Input:
-    """One group's committed rows in each table a stage reads, with its files' digests."""
+    """One group's committed rows in each table a stage reads, with their digests (:func:`digest`)."""
 
     group: str
     tables: Dict[str, pa.Table]
     digests: Dict[str, str]
 
 
+def digest(rows: pa.Table) -> str:
+    """SHA-256 of a group's rows: its columns' names, types and values in order, whatever file
+    holds them (a group's own file or a compacted part, the rows at any offset in it); the
+    files' and columns' metadata (documentation, seals, which group a part holds) left out."""
+    plain = pa.schema([pa.field(f.name, f.type, f.nullable) for f in rows.schema])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, plain) as writer:
+        writer.write_table(pa.Table.from_arrays([c.combine_chunks() for c in rows.columns], schema=plain))
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
 def inputs(source: str, tables: Sequence[str]) -> Dict[str, Input]:
     """The groups committed in every one of ``tables`` of the directory ``source``, each
-    file checked against its digest as it is read, by group name. UsageError when ``source``
+    file checked against its seal as it is read, by group name. UsageError when ``source``
     holds none, or a damaged file (rerun the job that writes it there)."""
     store = Store(source)
     store.check_readable("source")
@@ -52,17 +65,22 @@ def inputs(source: str, tables: Sequence[str]) -> Dict[str, Input]:
     if not names:
         raise UsageError(f"source: {store.display()} holds no committed groups of the tables {', '.join(tables)}; "
                          f"give the output directory of the job that writes them")
+    files: Dict[str, pa.Table] = {}     # a compacted part holds many groups: read it once
+
+    def rows(e) -> pa.Table:
+        if e.path not in files:
+            try:
+                files[e.path], _ = decode(store.read_bytes(store.path(e.path)) or b"", expected(e.path))
+            except Damaged as why:
+                raise UsageError(f"source: {store.display(store.path(e.path))} is damaged ({why})") from None
+        return files[e.path].slice(e.start, e.rows)
+
     out = {}
     for name in sorted(names):
         read, digests = {}, {}
         for t in tables:
-            e = cat.groups[t][name]
-            try:
-                table, _ = decode(store.read_bytes(store.path(e.path)) or b"", expected(e.path))
-            except Damaged as why:
-                raise UsageError(f"source: {store.display(store.path(e.path))} is damaged ({why})") from None
-            read[t] = table.slice(e.start, e.rows)
-            digests[t] = e.digest
+            read[t] = rows(cat.groups[t][name])
+            digests[t] = digest(read[t])
         out[name] = Input(name, read, digests)
     return out
 

@@ -94,11 +94,13 @@ def survey(store: Store, tables: Iterable[str], jobs: Iterable[str] = (), verify
                 cat.learned += result
                 _add(cat, result)
     surveyed = set(listed)
-    cat.others = {p: es for p, es in known.items() if p not in surveyed and not _inside(p, tables, jobs)}
+    cat.others = {p: es for p, es in known.items() if p not in surveyed and not inside(p, tables, jobs)}
     return cat
 
 
-def _inside(rel: str, tables: List[str], jobs: List[str]) -> bool:
+def inside(rel: str, tables: Iterable[str], jobs: Iterable[str]) -> bool:
+    """Whether ``rel`` (relative to OUT) is in one of the directories a survey of ``tables``
+    and ``jobs`` lists."""
     head = rel.split("/", 2)
     return head[0] in tables or (head[0] == "_shards" and len(head) > 1 and head[1] in jobs)
 

@@ -10,12 +10,12 @@ the bytes it gets back (``sweeps.runner``).
 """
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pyarrow as pa
 
-from . import __version__
-from .fileformat import Damaged, decode, encode
+from . import __version__, fileformat
+from .fileformat import decode, encode
 from .job import Checkpoint, Job
 from .plan import Group, Shard, as_dict
 
@@ -35,14 +35,54 @@ class Task:
         return sum(len(b) for b in self.batches)
 
 
-@dataclass
-class Output:
-    kind: str          # "shard", "checkpoint" or "table"
+# ---------------------------------------------------------------------- what a task returns
+# A task's outputs are one of four types, a closed set: the driver handles each (sweeps.runner)
+# and refuses any other.
+
+@dataclass(frozen=True)
+class Merged:
+    """A table of a group whose shards are all finished: a sealed Parquet file, committed as
+    ``OUT/<table>/<group>.parquet``."""
+
     group: str
-    name: str          # the shard id, or the table's name
-    data: bytes        # a sealed Parquet file, or the job's checkpoint bytes
-    meta: Dict[str, Any] = field(default_factory=dict)   # what the file's footer carries
-    note: str = ""     # a checkpoint's progress; why a given shard file is damaged
+    table: str
+    data: bytes
+    meta: Dict[str, Any]      # what the file's footer carries
+
+
+@dataclass(frozen=True)
+class Done:
+    """A finished shard of a group not merged in this task: a sealed Parquet file, committed
+    as ``OUT/_shards/<job>/<group>/<shard>.parquet`` (the group is merged later)."""
+
+    group: str
+    shard: str
+    data: bytes
+    meta: Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Checkpointed:
+    """A shard not finished in its time: the job's checkpoint bytes (the driver seals them
+    and queues the shard again, resumed from them) and a line of progress to show."""
+
+    group: str
+    shard: str
+    state: bytes
+    progress: str
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A shard file given to merge a group (``Task.given``) that is not what it should be:
+    the driver sets it aside and computes the shard again."""
+
+    group: str
+    shard: str
+    why: str
+
+
+Output = Union[Merged, Done, Checkpointed, Damaged]
 
 
 def shard_meta(spec_hash: str, job: str, settings: Dict, shard: Shard) -> Dict[str, Any]:
@@ -57,25 +97,25 @@ def table_meta(spec_hash: str, job: str, table: str, group: str, settings: Dict)
             "group": group, "settings": settings}
 
 
-def encode_tables(job: Job, group: Group, shard_tables: List[pa.Table], spec_hash: str) -> List[Output]:
+def encode_tables(job: Job, group: Group, shard_tables: List[pa.Table], spec_hash: str) -> List[Merged]:
     """A group's merged tables as sealed files."""
     merged = job.finalize(group, shard_tables)
-    return [Output("table", group.name, name, *encode(t, table_meta(spec_hash, group.job, name, group.name, group.settings)))
+    return [Merged(group.name, name, *encode(t, table_meta(spec_hash, group.job, name, group.name, group.settings)))
             for name, t in merged.items()]
 
 
 def run(job: Job, task: Task) -> Tuple[List[Output], float]:
-    """(outputs, seconds spent): the tables of every group the task finishes; a sealed file
-    for every other finished shard (the progress of a group not committed yet); a checkpoint
-    for every shard that is not finished; "damaged" for a given shard file that is not what it
-    should be (the driver sets it aside and computes the shard again)."""
+    """(outputs, seconds spent): :class:`Merged` tables of every group the task finishes;
+    :class:`Done` for every other finished shard (the progress of a group not committed yet);
+    :class:`Checkpointed` for every shard that is not finished; :class:`Damaged` for a given
+    shard file that is not what it should be."""
     t0 = time.perf_counter()
     outputs: List[Output] = []
     done: Dict[str, Tuple[Shard, pa.Table]] = {}
     for batch, states in zip(task.batches, task.states):
         for shard, result in zip(batch, job.compute([s.params for s in batch], states)):
             if isinstance(result, Checkpoint):
-                outputs.append(Output("checkpoint", shard.group, shard.id, result.state, note=result.progress))
+                outputs.append(Checkpointed(shard.group, shard.id, result.state, result.progress))
             else:
                 done[shard.id] = (shard, result)
     merged = set()
@@ -88,13 +128,13 @@ def run(job: Job, task: Task) -> Tuple[List[Output], float]:
                 try:
                     tables.append(decode(task.given[s.id], {"kind": "shard", "job": s.job, "group": s.group,
                                                             "shard": s.id})[0])
-                except Damaged as e:
-                    outputs.append(Output("damaged", g.name, s.id, b"", note=str(e)))
+                except fileformat.Damaged as e:
+                    outputs.append(Damaged(g.name, s.id, str(e)))
         if len(tables) == len(g.shards):
             outputs += encode_tables(job, g, tables, task.spec_hash)
             merged.add(g.name)
     for shard, result in done.values():
         if shard.group not in merged:
             meta = shard_meta(task.spec_hash, task.job, task.settings[shard.group], shard)
-            outputs.append(Output("shard", shard.group, shard.id, *encode(result, meta)))
+            outputs.append(Done(shard.group, shard.id, *encode(result, meta)))
     return outputs, time.perf_counter() - t0

@@ -59,3 +59,25 @@ def end(proc, timeout=60):
     finally:
         kill_group(proc)
     return proc.returncode, out, err
+
+
+HOLD_LOCK = """
+import sys, time
+from sweeps.store import Store
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+try:
+    lock = Store(sys.argv[1]).acquire_lock()
+except Exception as e:
+    print("refused", e, flush=True)
+    sys.exit(0)
+print("acquired", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def hold_lock(out, start=0.0, hold=60.0):
+    """A process that asks for the lock of ``out`` at time ``start`` and holds it ``hold``
+    seconds; its first line says "acquired" or "refused"."""
+    return subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out), str(start), str(hold)],
+                            stdout=subprocess.PIPE, text=True)

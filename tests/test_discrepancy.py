@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from sweeps import contract
@@ -207,3 +208,93 @@ def test_float32_groups_sit_beside_float64_ones(tmp_path, cli):
     # the same draws: close early on, while in float32 trajectories merge far earlier
     assert d32.loc[1, "mean"] == pytest.approx(d64.loc[1, "mean"], rel=1e-5)
     assert (d32.loc[30, "frac_distinct"] <= d64.loc[30, "frac_distinct"])
+
+
+# ---------------------------------------------------------------------- the shard format
+def noisy_lstm_group():
+    job = D.Discrepancy()
+    (group,) = job.plan(job.Settings.parse({"cells": "lstm", "l_max": 6, "k": 3, "draws": 120, "shard_size": 50,
+                                            "lyapunov": True, "noise": 0.1, "noise_draws": 60}))
+    return job, group
+
+
+def test_a_shard_holds_the_tables_its_settings_declare():
+    """Every shard packs the declared tables its settings need, a row per l or per draw; a group
+    measured without the dynamics has no per-draw table and writes no lyapunov table."""
+    job, group = noisy_lstm_group()
+    shards = [D.SHARD.unpack(D.compute_shard(s.params)) for s in group.shards]
+    assert [list(s) for s in shards] == [["moments", "state_moments", "decodable", "draws"]] * 3
+    assert [s["draws"]["draw"].to_pylist() for s in shards] == [list(range(50)), list(range(50, 100)),
+                                                                 list(range(100, 120))]
+    assert [s["decodable"]["block_n"][0].as_py() for s in shards] == [[50], [10], []]
+    assert all(s[t].num_rows == 6 for s in shards for t in ("moments", "state_moments", "decodable"))
+    (plain,) = job.plan(job.Settings.parse({"cells": "vanilla", "l_max": 6, "k": 3, "draws": 50}))
+    assert not plain.shards[0].params.lyapunov and plain.shards[0].params.noise is None
+    assert list(D.SHARD.unpack(D.compute_shard(plain.shards[0].params))) == ["moments"]
+    assert set(job.finalize(plain, [D.compute_shard(plain.shards[0].params)])) == {"discrepancy", "memory"}
+
+
+def test_a_shard_that_differs_from_its_declaration_is_refused_by_name():
+    """A column renamed (written or read), a table missing, or a shard of the earlier format
+    (one table, per-draw lists in its first row) is refused with a message naming it."""
+    job, group = noisy_lstm_group()
+    packed = [D.compute_shard(s.params) for s in group.shards]
+    tables = D.SHARD.unpack(packed[0])
+    renamed = {**tables, "draws": tables["draws"].rename_columns(
+        ["draw_rate" if c == "rate" else c for c in tables["draws"].column_names])}
+    with pytest.raises(ValueError, match=r"shard table 'draws' has columns draw \(int32\), draw_rate \(double\)"):
+        D.SHARD.pack(renamed)
+    other = contract.ShardFormat("discrepancy", 2, {**D.SHARD.tables, "draws": renamed["draws"].schema})
+    with pytest.raises(ValueError, match="shard table 'draws' has columns .*draw_rate .*its declaration .* rate "):
+        job.finalize(group, [other.pack(renamed), *packed[1:]])
+    without = D.SHARD.pack({name: t for name, t in tables.items() if name != "draws"})
+    with pytest.raises(ValueError, match="holds tables moments, state_moments, decodable where its settings need "
+                                         "moments, state_moments, decodable, draws"):
+        job.finalize(group, [without, *packed[1:]])
+    old = pa.table({"l": pa.array(range(1, 7), pa.int32()),
+                    "draw_lyapunov": pa.array([[0.1] * 50] + [None] * 5, pa.list_(pa.float64()))})
+    with pytest.raises(ValueError, match="shard format 2 of the discrepancy job: a shard with columns l, "
+                                         "draw_lyapunov is not of this format"):
+        job.finalize(group, [old, *packed[1:]])
+
+
+def test_shards_of_the_earlier_format_are_computed_again_and_committed_tables_kept(tmp_path, cli):
+    """A directory from before the shard format's version 2: a committed group, and the format-1
+    shard files of a group not committed yet (their parameters carry no format, so their ids are
+    other shards'). The committed group's files stay untouched; the other group is computed
+    from scratch, never from those files (left as they are), equal to a fresh directory."""
+    from sweeps import __version__
+    from sweeps.fileformat import encode
+    from sweeps.plan import as_dict, content_hash
+
+    args = ["discrepancy", "--cells", "vanilla", "--l-max", 10, "--k", "2,3", "--draws", 100, "--shard-size", 50,
+            "--lyapunov", "true"]
+    fresh, out = tmp_path / "fresh", tmp_path / "out"
+    assert cli(*args, "--out", fresh)[0] == 0
+    job = D.Discrepancy()
+    kept, planted = job.plan(job.Settings.parse({"cells": "vanilla", "l_max": 10, "k": "2,3", "draws": 100,
+                                                  "shard_size": 50, "lyapunov": True}))
+    for table in kept.tables:
+        (out / table).mkdir(parents=True)
+        (out / table / f"{kept.name}.parquet").write_bytes((fresh / table / f"{kept.name}.parquet").read_bytes())
+    committed = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*/*.parquet")}
+    old_files = []
+    for shard in planted.shards:
+        params = {k: v for k, v in as_dict(shard.params).items() if k != "format"}
+        sid = content_hash({"job": "discrepancy", "params": params})
+        assert sid != shard.id
+        table = pa.table({"l": pa.array(range(1, 11), pa.int32()),
+                          "draw_lyapunov": pa.array([[0.0] * 50] + [None] * 9, pa.list_(pa.float64()))})
+        data, _ = encode(table, {"version": __version__, "spec_hash": "0" * 16, "job": "discrepancy", "kind": "shard",
+                                 "group": planted.name, "settings": planted.settings, "shard": sid, "params": params})
+        path = out / "_shards" / "discrepancy" / planted.name / f"{sid}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        old_files.append((path, data))
+    code, stdout, err = cli(*args, "--out", out)
+    assert code == 0, err
+    assert "2 shard(s) computed, 0 reused, 1 group(s) committed, 1 already done" in stdout
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in committed} == committed
+    assert all(path.read_bytes() == data for path, data in old_files)
+    for table in kept.tables:
+        pd.testing.assert_frame_equal(pd.read_parquet(out / table), pd.read_parquet(fresh / table), check_exact=True)

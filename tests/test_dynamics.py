@@ -237,7 +237,6 @@ def test_attractors_of_hand_made_maps(linear_cell):
     assert period_u.tolist() == [1, 2, 2, 0] and period_v.tolist() == [1, 2, 2, 0]
     assert shift.tolist() == [0, 1, -1, -1]
     assert [M.attractor_name(p) for p in period_u] == ["fixed", "period-2", "period-2", "other"]
-    assert M.attractor_name(float("nan")) is None
 
 
 def test_period_and_phase_shift_against_a_plain_loop():

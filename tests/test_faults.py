@@ -144,30 +144,10 @@ def test_truncated_shard_and_table_files_are_found_and_redone(tmp_path, cli, ref
     pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), reference, check_exact=True)
 
 
-HOLD_LOCK = """
-import sys, time
-from sweeps.store import Store
-start = float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))
-try:
-    lock = Store(sys.argv[1]).acquire_lock()
-except Exception as e:
-    print("refused", e, flush=True)
-    sys.exit(0)
-print("acquired", flush=True)
-time.sleep(float(sys.argv[3]))
-"""
-
-
-def hold_lock(out, start=0.0, hold=60.0):
-    return subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out), str(start), str(hold)],
-                            stdout=subprocess.PIPE, text=True)
-
-
 def test_a_second_launcher_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, cli):
     out = tmp_path / "out"
     args = ["discrepancy", "--cells", "vanilla", "--l-max", 5, "--k", 2, "--draws", 50, "--out", out]
-    holder = hold_lock(out)
+    holder = launcher.hold_lock(out)
     try:
         assert holder.stdout.readline().strip() == "acquired"
         code, _, err = cli(*args)
@@ -194,7 +174,7 @@ def test_contenders_released_at_once_get_the_lock_one_at_a_time(tmp_path):
         (out / "_lock.json").write_text(json.dumps({"host": os.uname().nodename, "pid": 999999999,
                                                     "since": 0, "token": "dead"}))
         start = time.time() + 1.0
-        procs = [hold_lock(out, start, hold=0.5) for _ in range(3)]
+        procs = [launcher.hold_lock(out, start, hold=0.5) for _ in range(3)]
         lines = [p.communicate(timeout=60)[0].strip() for p in procs]
         assert sorted(line.split()[0] for line in lines) == ["acquired", "refused", "refused"], (trial, lines)
         assert all(p.returncode == 0 for p in procs)

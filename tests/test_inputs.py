@@ -180,7 +180,7 @@ def alone(seed: int, engine: str, lr: float):
                                                "lr": str(lr), "engine": engine}).groups()
     (result,) = get_job("training").compute([group.shards[0].params], [None])
     assert not isinstance(result, Checkpoint)
-    return training_tables.unpack(result)
+    return training_tables.SHARD.unpack(result)
 
 
 @pytest.mark.parametrize("engine", ["numba", "torch"])

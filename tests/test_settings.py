@@ -193,3 +193,14 @@ def test_settings_carry_their_types():
     assert hints["lyapunov"] is bool and hints["dtype"] is str and hints["cells"] == typing.List[str]
     training = typing.get_type_hints(jobs()["training"].Settings)
     assert training["lr"] == typing.Optional[float] and training["n_train"] == typing.Optional[int]
+
+
+def test_a_block_reads_back_its_normalised_form():
+    """A sweep record stores ``to_dict``; reading it back gives the same block (lag's ranges
+    are lists of [lo, hi])."""
+    from sweeps.job import get_job
+
+    settings = get_job("training").Settings
+    block = settings.parse({"task": "embedded-reber", "cells": "gru:3", "protocol": "adam", "lag": "5-8,20-24"})
+    assert block.lag == [[5, 8], [20, 24]]
+    assert settings.parse(block.to_dict()) == block

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -157,6 +158,35 @@ def test_a_stage_whose_inputs_were_retrained_is_refused_or_recomputed_never_mixe
     assert not np.array_equal(new.query("stage == 'trained'").distance_q50, old.query("stage == 'trained'").distance_q50)
 
 
+def test_a_compacted_training_directory_is_the_same_input(staged, tmp_path, cli):
+    """Compaction moves the runs' rows into parts: the stage finds the same inputs and
+    computes nothing; its table is unchanged."""
+    spec, out = staged
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert cli("compact", copy)[0] == 0
+    assert all(p.name.startswith("part-") for t in ("runs", "weights") for p in (copy / t).glob("*.parquet"))
+    code, stdout, err = cli("run", spec, "--out", copy)
+    assert code == 0 and "0 shard(s) computed" in stdout, (stdout, err)
+    pd.testing.assert_frame_equal(table(copy), table(out), check_exact=True)
+
+
+def test_an_input_is_its_rows_values_whatever_file_holds_them(staged):
+    """The digest of a group's rows read alone equals that of the same rows at an offset of a
+    larger table with other metadata; one changed value changes it."""
+    from sweeps import stages
+
+    _, out = staged
+    weights = pa.Table.from_pandas(pd.read_parquet(out / "weights"), preserve_index=False)
+    rows = weights.slice(3, 5)
+    alone = pa.Table.from_pylist(rows.to_pylist(), schema=rows.schema.remove_metadata())
+    assert stages.digest(rows) == stages.digest(alone)
+    values = rows.column("values").to_pylist()
+    values[2] = [v + 1e-12 for v in values[2]]
+    changed = rows.set_column(rows.schema.get_field_index("values"), "values", pa.array(values, rows.schema.field("values").type))
+    assert stages.digest(changed) != stages.digest(rows)
+
+
 def test_a_stage_without_its_input_is_refused_with_one_line(cli, tmp_path):
     code, _, err = cli("task-memory", "--out", tmp_path / "o")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "source" in err, err
@@ -183,3 +213,27 @@ def test_a_stage_not_reached_yet_is_recorded_as_not_yet_planned(tmp_path):
         stages.run(spec, store, interrupted)
     assert ran == [["training"]]
     assert stages.pending_stages(store) == {"task_memory": "staged: not yet planned"}
+
+
+def test_a_second_launcher_is_refused_between_the_phases_of_a_staged_spec(ray_session, tmp_path, monkeypatch):
+    """One launch holds OUT's lock from its first phase to its last: a launcher starting
+    after training committed, before the stage is planned, is refused; after the launch it
+    gets the lock."""
+    from sweeps import runner, stages
+    from sweeps import spec as specs
+    from sweeps.store import Store
+
+    out = tmp_path / "out"
+    phases, asked = stages.phases, []
+
+    def with_a_contender(spec, root):
+        for i, phase in enumerate(phases(spec, root)):
+            if i:
+                asked.append(launcher.hold_lock(out, hold=0).communicate(timeout=60)[0].split()[0])
+            yield phase
+
+    monkeypatch.setattr(stages, "phases", with_a_contender)
+    done = runner.run(specs.validate({"training": TRAINING, "task_memory": STAGE}, "staged"), Store(str(out)))
+    assert done.groups_committed and (out / "task_memory").exists()
+    assert asked == ["refused"]
+    assert launcher.hold_lock(out, hold=0).communicate(timeout=60)[0].split()[0] == "acquired"

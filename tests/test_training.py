@@ -39,7 +39,7 @@ def to_completion(params, states=None):
     while True:
         results = training.compute(params, states)
         if not any(isinstance(r, Checkpoint) for r in results):
-            return [training_tables.unpack(r) for r in results]
+            return [training_tables.SHARD.unpack(r) for r in results]
         states = [r.state if isinstance(r, Checkpoint) else None for r in results]
         assert all(isinstance(r, Checkpoint) for r in results)   # runs here stop together
 

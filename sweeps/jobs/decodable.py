@@ -30,20 +30,20 @@ a multiple of 1/(4 ``REPEATS``).
 
 16 repeats a word: fitted on 8, the readout of a one-unit cell comes within 0.015 of the best
 accuracy wherever the classes' means are one noise s.d. apart (the closed form of
-tests/test_decodable.py); more repeats cost proportionally (README, benchmarks/bench_decodable.py).
+tests/test_decodable.py); more repeats cost proportionally (docs/performance.md, benchmarks/bench_decodable.py).
 
 Shards return per-block moments of the per-draw accuracies and their exact counts on the
-grid of possible values, so the table's mean, spread and quantiles are bit-identical
-whatever the shard layout.
+grid of possible values (the shard table :data:`MOMENTS`), so the table's mean, spread and
+quantiles are bit-identical whatever the shard layout.
 """
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 import pyarrow as pa
 
 from .. import contract
 from . import memory
-from .moments import block_moments, merge_moments
+from .moments import block_moments, merge_tables
 
 REPEATS = 16     # noisy runs of each of u and v per draw
 FOLDS = 2        # the repeats split into halves: fit on one, score on the other, and the other way round
@@ -65,6 +65,14 @@ SCHEMA = contract.schema([
     ("decodable_q50", pa.float64(), "median over the draws"),
     ("decodable_q90", pa.float64(), "90 % quantile over the draws"),
     *memory.columns("gain"),
+])
+MOMENTS = contract.schema([     # a shard's summary of its accuracies, one row per l
+    ("l", pa.int32(), "steps read"),
+    ("block_n", pa.list_(pa.int32()), "draws measured under noise in each of the shard's blocks, in draw order "
+                                      "(none past the first noise_draws)"),
+    ("block_mean", pa.list_(pa.float64()), "the accuracy's mean over each block's draws"),
+    ("block_m2", pa.list_(pa.float64()), "its sum of squared deviations from that mean, per block"),
+    ("counts", pa.list_(pa.int64()), f"draws of each possible accuracy i / (4 repeats), i = 0 .. {LEVELS - 1}"),
 ])
 
 
@@ -114,42 +122,29 @@ class Summary:
         for l in range(acc.shape[1]):
             self.counts[l] += np.bincount(level[:, l], minlength=LEVELS)
 
-    def columns(self) -> Dict[str, pa.Array]:
-        """Its columns (a shard past the measured draws has no blocks)."""
+    def table(self) -> pa.Table:
+        """Its shard table :data:`MOMENTS` (a shard past the measured draws has no blocks)."""
         l_max = len(self.counts)
 
         def per_l(blocks):
             return list(np.stack(blocks, axis=1)) if blocks else [[]] * l_max
 
-        return {
-            "decodable_block_n": pa.array([self.ns] * l_max, pa.list_(pa.int32())),
-            "decodable_block_mean": pa.array(per_l(self.means), pa.list_(pa.float64())),
-            "decodable_block_m2": pa.array(per_l(self.m2s), pa.list_(pa.float64())),
-            "decodable_counts": pa.array(list(self.counts), pa.list_(pa.int64())),
-        }
+        return contract.table(MOMENTS, l_max, {
+            "l": np.arange(1, l_max + 1), "block_n": [self.ns] * l_max, "block_mean": per_l(self.means),
+            "block_m2": per_l(self.m2s), "counts": list(self.counts)})
 
 
-def rows(s, shard_tables: List[pa.Table], blocks, gain: float) -> pa.Table:
-    """A group's rows of ``decodable`` from its shards' columns; ``blocks`` reads a per-block
-    list column of every shard as one (blocks, l_max) array in draw order."""
-    n, mean, m2 = merge_moments(*(blocks(name) for name in ("decodable_block_n", "decodable_block_mean", "decodable_block_m2")))
-    counts = sum(np.stack(t.column("decodable_counts").to_numpy(zero_copy_only=False)) for t in shard_tables)
+def rows(s, tables: List[pa.Table], gain: float) -> pa.Table:
+    """A group's rows of ``decodable`` from its shards' :data:`MOMENTS` tables, in draw order."""
+    l_max = s.l_max
+    n, mean, m2 = merge_tables(tables, l_max)
+    counts = sum(np.stack(t.column("counts").to_numpy(zero_copy_only=False)) for t in tables)
     q = np.array([[quantile(c, p) for p in (0.1, 0.5, 0.9)] for c in counts])
-    l_max = len(mean)
-
-    def const(value, type_):
-        return pa.array([value] * l_max, type_)
-
-    return pa.table({
-        "cell": const(s.cell, pa.string()), "init": const(s.init, pa.string()), "k": const(s.k, pa.int32()),
-        "l": pa.array(np.arange(1, l_max + 1), pa.int32()), "seed": const(s.seed, pa.int32()),
-        "dtype": const(s.dtype, pa.string()), "n_draws": pa.array(n.astype(np.int64), pa.int64()),
-        "noise": const(s.noise, pa.float64()), "repeats": const(REPEATS, pa.int32()),
-        "decodable": pa.array(mean, pa.float64()),
-        "decodable_std": pa.array(np.sqrt(m2 / np.maximum(n - 1, 1)), pa.float64()),
-        "decodable_q10": pa.array(q[:, 0], pa.float64()), "decodable_q50": pa.array(q[:, 1], pa.float64()),
-        "decodable_q90": pa.array(q[:, 2], pa.float64()), "gain": const(gain, pa.float64()),
-    }, schema=SCHEMA)
+    return contract.table(SCHEMA, l_max, {
+        "cell": s.cell, "init": s.init, "k": s.k, "l": np.arange(1, l_max + 1), "seed": s.seed, "dtype": s.dtype,
+        "n_draws": n.astype(np.int64), "noise": s.noise, "repeats": REPEATS, "decodable": mean,
+        "decodable_std": np.sqrt(m2 / np.maximum(n - 1, 1)), "decodable_q10": q[:, 0], "decodable_q50": q[:, 1],
+        "decodable_q90": q[:, 2], "gain": gain})
 
 
 def quantile(counts: np.ndarray, q: float) -> float:

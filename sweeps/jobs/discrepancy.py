@@ -17,19 +17,27 @@ one torch batch, the reference whose numbers earlier versions published; wider c
 cache-resident path (:mod:`sweeps.jobs.resident`), 2-4x faster where reading the weights is
 the cost, and equal to the reference to rounding.
 
-A group is one (cell, init, k, seed[, dtype]); a shard is a range of its draws. Shards
-return per-block moments and sparse histograms (:mod:`sweeps.jobs.moments`,
-:mod:`sweeps.contract`) and per-draw rates; the driver merges them in block order into the
-group's rows of ``discrepancy``, ``memory`` (decay rates, :mod:`sweeps.jobs.memory`), for
-cells whose state is more than h ``state_discrepancy`` (D of the whole state, e.g. an LSTM's
-(h, c)), with ``lyapunov: true`` ``lyapunov`` (per draw: the largest Lyapunov exponent,
-the draw's decay rate of h's distance and of the whole state's, its saturated gates, and what u's
-and v's trajectories settled on), and with ``noise: σ`` ``decodable`` (how well the first
-symbol can be read back under noise, :mod:`sweeps.jobs.decodable`, measured on the group's
-first ``noise_draws`` draws).
+A group is one (cell, init, k, seed[, dtype]); a shard is a range of its draws, and what it
+measures (``lyapunov``, ``noise``) are fields of its :class:`DrawRange`, read by the one job.
+A shard returns the tables :data:`SHARD` declares (packed into its one file by
+:class:`sweeps.contract.ShardFormat`): ``moments``, per l the moments of each block of 50
+draws and a sparse histogram of ||h_u - h_v|| (:mod:`sweeps.jobs.moments`,
+:mod:`sweeps.contract`); ``state_moments``, the same of the whole state's distance, for cells
+whose state is more than h (an LSTM's (h, c)); with ``noise``, ``decodable``, per l the moments
+and counts of the noisy readout's accuracy (:mod:`sweeps.jobs.decodable`, on the group's first
+``noise_draws`` draws); with ``lyapunov``, ``draws``, one row per draw: its largest Lyapunov
+exponent, its decay rates of h's distance and of the whole state's, its saturated gates, and
+what u's and v's trajectories settled on. The driver merges them in block order into the
+group's rows of ``discrepancy``, ``state_discrepancy``, ``decodable``, ``memory`` (decay
+rates, :mod:`sweeps.jobs.memory`) and ``lyapunov``.
+
+Shards of an earlier format (format 1: one table, the per-draw values as lists in its first
+row) are never read: the format's version is a field of every shard's parameters, so it is part
+of the shard's id and of its file's sealed metadata, and a shard file of format 1 is one this
+sweep did not plan (left where it is, computed again under its new id). Committed tables
+hold no shard format and stay valid: their groups' settings are unchanged.
 """
 from dataclasses import dataclass
-from functools import partial
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -42,13 +50,9 @@ from .. import contract
 from ..job import Estimate, Job, register_job
 from ..plan import Group, Shard
 from ..settings import INT32, Choice, Choices, Families, Flag, Int, Ints, Number, Option
-from . import decodable, memory, resident
-from .moments import block_moments, merge_moments
+from . import decodable, memory, moments, resident
 
 BLOCK = 50
-# The per-draw lists a shard measuring the dynamics returns (held by its first row).
-PER_DRAW = ("draw_rate", "draw_lyapunov", "draw_saturated", "draw_state_rate", "draw_period_u", "draw_period_v",
-            "draw_shift")
 RESIDENT_K = 32          # groups with k >= this take the cache-resident path
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # The reference path advances its draws in chunks of about this many bytes of parameters:
@@ -76,10 +80,39 @@ def schema(what: str) -> pa.Schema:
 SCHEMA = schema("||h_u - h_v||_2")
 STATE_SCHEMA = schema("||s_u - s_v||_2 over the whole state (an LSTM's (h, c); cells whose state is h have no rows)")
 
+# ---------------------------------------------------------------------- the shard format
+MOMENTS = contract.schema([
+    ("l", pa.int32(), "length of u and v (steps read)"),
+    ("block_n", pa.list_(pa.int32()), "draws in each of the shard's blocks, in draw order"),
+    ("block_mean", pa.list_(pa.float64()), "the distance's mean over each block's draws"),
+    ("block_m2", pa.list_(pa.float64()), "its sum of squared deviations from that mean, per block "
+                                         "(merged by sweeps.jobs.moments)"),
+    ("n_distinct", pa.int64(), "the shard's draws whose distance exceeds the threshold"),
+    ("hist_bin", pa.list_(pa.int16()), "non-empty bins of the log histogram of the distance over the shard's "
+                                       "draws (sweeps.contract)"),
+    ("hist_count", pa.list_(pa.int64()), "their counts"),
+])
+DRAWS = contract.schema([
+    ("draw", pa.int32(), "the draw's index in its ensemble"),
+    ("rate", pa.float64(), "its decay rate of log ||h_u - h_v|| (sweeps.jobs.memory.draw_rates; NaN: no window)"),
+    ("lyapunov", pa.float64(), "its largest Lyapunov exponent (sweeps.jobs.resident.lyapunov)"),
+    ("saturated", pa.float64(), "its share of units whose retain gate exceeds 0.99 at l_max (NaN: an ungated cell)"),
+    ("state_rate", pa.float64(), "its decay rate of the whole states' distance (NaN: a cell whose state is h)"),
+    ("period_u", pa.int32(), "u's period at l_max (sweeps.jobs.memory.period: 1 fixed, p an orbit, 0 neither)"),
+    ("period_v", pa.int32(), "v's period"),
+    ("shift", pa.int32(), "the shift j of v's last state on u's orbit (sweeps.jobs.memory.phase_shift; -1: none)"),
+])
+# Version 1 was one table whose first row held the per-draw values as lists.
+SHARD = contract.ShardFormat("discrepancy", 2, {"moments": MOMENTS, "state_moments": MOMENTS,
+                                                "decodable": decodable.MOMENTS, "draws": DRAWS})
+
 
 @dataclass(frozen=True, slots=True)
 class DrawRange:
-    """One shard: draws [start, stop) of the ensemble (cell, init, k, seed)."""
+    """One shard: draws [start, stop) of the ensemble (cell, init, k, seed), and what is measured
+    on them besides D: with ``lyapunov`` each draw's dynamics (table ``draws``), with ``noise``
+    the noisy readout of its first ``noise_draws`` draws (table ``decodable``). ``format``, the
+    version of :data:`SHARD`, makes a shard of another format another shard (another id)."""
 
     cell: str
     init: str
@@ -91,32 +124,25 @@ class DrawRange:
     threshold: float
     start: int
     stop: int
-
-
-@dataclass(frozen=True)
-class DynamicsRange(DrawRange):
-    """A shard that also measures each draw's largest Lyapunov exponent and saturated gates
-    (a field of its own, so its id differs from the same draws' without them)."""
-
-    lyapunov: bool = True
-
-
-@dataclass(frozen=True)
-class NoisyRange(DynamicsRange):
-    """A shard that also measures how well the first symbol can be read back under noise
-    (``sweeps.jobs.decodable``), with or without the dynamics."""
-
-    noise: float = 0.0
+    lyapunov: bool = False
+    noise: Optional[float] = None
     noise_draws: int = 0
+    format: int = SHARD.version
+
+    def shard_tables(self) -> List[str]:
+        """The tables of :data:`SHARD` a shard of these parameters returns."""
+        return ["moments", *(["state_moments"] if cells.get_cell(self.cell).memory > 1 else []),
+                *(["decodable"] if self.noise else []), *(["draws"] if self.lyapunov else [])]
 
 
 @register_job
 class Discrepancy(Job):
     name = command = "discrepancy"
     help = "sweep D(l,k) over cells, inits, k and seed ensembles (and what explains it)"
-    tables = ("discrepancy", "memory", "state_discrepancy", "lyapunov", "decodable")
     schemas = {"discrepancy": SCHEMA, "memory": memory.MEMORY, "state_discrepancy": STATE_SCHEMA,
                "lyapunov": memory.LYAPUNOV, "decodable": decodable.SCHEMA}
+    tables = tuple(schemas)
+    shard = SHARD
     options = (
         Option("cells", Choices(lambda: cells.CELLS), "cells, e.g. vanilla,gru (also tanh, lstm, mgu)"),
         Option("inits", Families(cells.INITS, (cells.GAIN,)), "parameter draws: normal, xavier, uniform, or gain:G "
@@ -144,15 +170,15 @@ class Discrepancy(Job):
                 for k in s.k:
                     for seed in s.seeds:
                         name = group_name(cell, init, k, seed, s.dtype)
+                        noise_draws = min(s.noise_draws, s.draws) if s.noise else 0
                         settings = {"draws": s.draws, "l_max": s.l_max, "dtype": s.dtype, "threshold": s.threshold,
                                     **({"lyapunov": True} if s.lyapunov else {}),
-                                    **({"noise": s.noise, "noise_draws": min(s.noise_draws, s.draws)} if s.noise else {})}
-                        shard = (partial(NoisyRange, lyapunov=s.lyapunov, noise=s.noise,
-                                         noise_draws=min(s.noise_draws, s.draws)) if s.noise
-                                 else DynamicsRange if s.lyapunov else DrawRange)
+                                    **({"noise": s.noise, "noise_draws": noise_draws} if s.noise else {})}
                         shards = tuple(
-                            Shard(self.name, name, shard(cell, init, k, seed, s.draws, s.l_max, s.dtype, s.threshold,
-                                                         start=a, stop=min(a + s.shard_size, s.draws)))
+                            Shard(self.name, name, DrawRange(cell, init, k, seed, s.draws, s.l_max, s.dtype,
+                                                             s.threshold, start=a, stop=min(a + s.shard_size, s.draws),
+                                                             lyapunov=s.lyapunov, noise=s.noise or None,
+                                                             noise_draws=noise_draws))
                             for a in range(0, s.draws, s.shard_size))
                         tables = ("discrepancy", "memory",
                                   *(("state_discrepancy",) if cells.get_cell(cell).memory > 1 else ()),
@@ -161,7 +187,7 @@ class Discrepancy(Job):
         return groups
 
     def compute(self, params: List[DrawRange], states=None) -> List[pa.Table]:
-        """The moments and histograms of each shard (this job never checkpoints)."""
+        """The shard tables of each shard, packed (this job never checkpoints)."""
         return [compute_shard(p) for p in params]
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
@@ -269,39 +295,38 @@ class Summary:
     def add(self, d: np.ndarray) -> None:
         """Distances ``d`` (draws, l_max) of whole blocks (the last may be partial)."""
         for i in range(0, len(d), BLOCK):
-            mean, m2 = block_moments(d[i: i + BLOCK])
+            mean, m2 = moments.block_moments(d[i: i + BLOCK])
             self.ns.append(len(d[i: i + BLOCK])), self.means.append(mean), self.m2s.append(m2)
         self.distinct += (d > self.threshold).sum(axis=0)
         b, c = contract.sparse_histograms(d)
         self.bins.append(b), self.counts.append(c)
 
-    def columns(self, prefix: str = "") -> Dict[str, pa.Array]:
+    def table(self) -> pa.Table:
+        """The shard table ``moments`` (or ``state_moments``) of :data:`SHARD`."""
         l_max = len(self.distinct)
-        return {
-            f"{prefix}block_n": pa.array([self.ns] * l_max, pa.list_(pa.int32())),
-            f"{prefix}block_mean": pa.array(list(np.stack(self.means, axis=1)), pa.list_(pa.float64())),
-            f"{prefix}block_m2": pa.array(list(np.stack(self.m2s, axis=1)), pa.list_(pa.float64())),
-            f"{prefix}n_distinct": pa.array(self.distinct, pa.int64()),
-            f"{prefix}hist_bin": pa.array([np.concatenate([b[l] for b in self.bins]) for l in range(l_max)],
-                                          pa.list_(pa.int16())),
-            f"{prefix}hist_count": pa.array([np.concatenate([c[l] for c in self.counts]) for l in range(l_max)],
-                                            pa.list_(pa.int64())),
-        }
+        return contract.table(MOMENTS, l_max, {
+            "l": np.arange(1, l_max + 1),
+            "block_n": [self.ns] * l_max,
+            "block_mean": list(np.stack(self.means, axis=1)),
+            "block_m2": list(np.stack(self.m2s, axis=1)),
+            "n_distinct": self.distinct,
+            "hist_bin": [np.concatenate([b[l] for b in self.bins]) for l in range(l_max)],
+            "hist_count": [np.concatenate([c[l] for c in self.counts]) for l in range(l_max)],
+        })
 
 
 @torch.inference_mode()
 def compute_shard(p: DrawRange) -> pa.Table:
-    """Summaries of one shard: a row per l with its blocks' moments and its histogram (and
-    the whole state's, for cells whose state is more than h); measuring the dynamics, the
-    first row also holds the per-draw rates, exponents and saturations as lists."""
+    """One shard's tables (those of :data:`SHARD` that ``p.shard_tables()`` names), packed: a row per l
+    of its blocks' moments and its histogram (and the whole state's, for cells whose state is
+    more than h), of the noisy readout's moments, and a row per draw of its dynamics."""
     cell = cells.get_cell(p.cell)
     first, last = p.start // BLOCK, -(-p.stop // BLOCK)
     shapes = cell.shapes(n=2, k=p.k)
     chunk = 1 if p.k >= RESIDENT_K else reference_chunk(cell, p.k)[1]
     hidden, whole = Summary(p.l_max, p.threshold), Summary(p.l_max, p.threshold)
-    noise = getattr(p, "noise", None)
     readable = decodable.Summary(p.l_max)
-    per_draw_lists: Dict[str, List[np.ndarray]] = {name: [] for name in PER_DRAW}
+    per_draw: Dict[str, List[np.ndarray]] = {name: [] for name in DRAWS.names}
     for a in range(first, last, chunk):
         blocks = range(a, min(a + chunk, last))
         n = min(len(blocks) * BLOCK, p.stop - a * BLOCK)
@@ -311,123 +336,84 @@ def compute_shard(p: DrawRange) -> pa.Table:
         hidden.add(d_h[:n])
         if d_s is not None:
             whole.add(d_s[:n])
-        noisy = min(n, p.noise_draws - a * BLOCK) if noise else 0
+        noisy = min(n, p.noise_draws - a * BLOCK) if p.noise else 0
         if noisy > 0:
             streams = [cells.stream(p.seed, p.cell, p.init, p.k, "noise", a * BLOCK + i) for i in range(noisy)]
             readable.add(resident.decodability(cell, {name: t.to(DTYPES[p.dtype]) for name, t in batch.items()},
-                                               p.l_max, noise, streams, noisy)[:noisy], BLOCK)
-        if getattr(p, "lyapunov", False):
-            per_draw_lists["draw_rate"].append(memory.draw_rates(d_h[:n], memory.FLOOR[p.dtype]))
+                                               p.l_max, p.noise, streams, noisy)[:noisy], BLOCK)
+        if p.lyapunov:
             lam, saturated = resident.lyapunov(cell, batch, p.l_max, n)
-            lam, saturated = lam[:n], saturated[:n]
-            per_draw_lists["draw_lyapunov"].append(lam), per_draw_lists["draw_saturated"].append(saturated)
-            per_draw_lists["draw_state_rate"].append(np.full(n, np.nan) if d_s is None
-                                                     else memory.draw_rates(d_s[:n], memory.FLOOR[p.dtype]))
-            for name, values in zip(("draw_period_u", "draw_period_v", "draw_shift"),
-                                    resident.settled(cell, batch, p.l_max, n)):
-                per_draw_lists[name].append(values[:n])
-    columns = {"l": pa.array(np.arange(1, p.l_max + 1), pa.int32()), **hidden.columns()}
-    if cell.memory > 1:
-        columns.update(whole.columns("state_"))
-    if noise:
-        columns.update(readable.columns())
-    for name, parts in per_draw_lists.items():
-        if parts:
-            columns[name] = pa.array([np.concatenate(parts)] + [None] * (p.l_max - 1), pa.list_(pa.float64()))
-    return pa.table(columns)
+            u, v, shift = resident.settled(cell, batch, p.l_max, n)
+            floor = memory.FLOOR[p.dtype]
+            measured = {"draw": np.arange(a * BLOCK, a * BLOCK + n), "rate": memory.draw_rates(d_h[:n], floor),
+                        "lyapunov": lam[:n], "saturated": saturated[:n],
+                        "state_rate": np.full(n, np.nan) if d_s is None else memory.draw_rates(d_s[:n], floor),
+                        "period_u": u[:n].astype(np.int32), "period_v": v[:n].astype(np.int32),
+                        "shift": shift[:n].astype(np.int32)}
+            for name, values in measured.items():
+                per_draw[name].append(values)
+    made = {"moments": hidden.table, "state_moments": whole.table, "decodable": readable.table,
+            "draws": lambda: contract.table(DRAWS, p.stop - p.start,
+                                            {name: np.concatenate(parts) for name, parts in per_draw.items()})}
+    return SHARD.pack({name: made[name]() for name in p.shard_tables()})
 
 
 def merge_shards(s: DrawRange, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-    """Merge a group's shard tables (in draw order) into its rows of every table it writes."""
+    """Merge a group's shard tables (in draw order) into its rows of every table it writes;
+    ValueError when a shard does not hold the tables of :data:`SHARD` its parameters need."""
+    shards = [SHARD.unpack(t, s.shard_tables()) for t in shard_tables]
+
+    def parts(name: str) -> List[pa.Table]:
+        return [shard[name] for shard in shards]
+
     gain = cells.gain(s.init, s.k)
-    out, merged = {}, {}
-    for table, prefix in (("discrepancy", ""), ("state_discrepancy", "state_")):
-        if f"{prefix}hist_bin" in shard_tables[0].column_names:
-            out[table], merged[table] = per_l_rows(s, shard_tables, prefix, gain)
-    hist, n, distinct = merged["discrepancy"]
-    if "decodable_counts" in shard_tables[0].column_names:
-        out["decodable"] = decodable.rows(s, shard_tables, lambda name: _blocks(shard_tables, name, s.l_max), gain)
-    per_draw = {name: _draws(shard_tables, name) for name in PER_DRAW}
+    out = {}
+    out["discrepancy"], (hist, n, distinct) = per_l_rows(s, parts("moments"), SCHEMA, gain)
+    if "state_moments" in s.shard_tables():
+        out["state_discrepancy"], _ = per_l_rows(s, parts("state_moments"), STATE_SCHEMA, gain)
+    if s.noise:
+        out["decodable"] = decodable.rows(s, parts("decodable"), gain)
+    draws = pa.concat_tables(parts("draws")) if s.lyapunov else None
+
+    def per_draw(name: str) -> Optional[np.ndarray]:
+        return None if draws is None else draws.column(name).to_numpy()
+
     out["memory"] = pa.Table.from_pylist(
-        [memory.memory_row(s, hist, out["discrepancy"]["q50"].to_numpy(), n, distinct, per_draw["draw_lyapunov"],
-                           per_draw["draw_saturated"], gain)],
+        [memory.memory_row(s, hist, out["discrepancy"]["q50"].to_numpy(), n, distinct, per_draw("lyapunov"),
+                           per_draw("saturated"), gain)],
         schema=memory.MEMORY)
-    if per_draw["draw_lyapunov"] is not None:
-        count = len(per_draw["draw_rate"])
-        keys = {"cell": s.cell, "init": s.init, "gain": gain, "k": s.k, "seed": s.seed, "dtype": s.dtype}
-        out["lyapunov"] = pa.table({
-            **{key: pa.array([value] * count, memory.LYAPUNOV.field(key).type) for key, value in keys.items()},
-            "draw": pa.array(np.arange(count), pa.int32()),
-            "lyapunov": pa.array(per_draw["draw_lyapunov"], pa.float64()),
-            "rate": pa.array(per_draw["draw_rate"], pa.float64(), from_pandas=True),
-            "saturated": pa.array(per_draw["draw_saturated"], pa.float64(), from_pandas=True),
-            **settled_columns(per_draw, count),
-        }, schema=memory.LYAPUNOV)
+    if draws is not None:
+        out["lyapunov"] = contract.table(memory.LYAPUNOV, draws.num_rows, {
+            "cell": s.cell, "init": s.init, "gain": gain, "k": s.k, "seed": s.seed, "dtype": s.dtype,
+            **{name: per_draw(name) for name in ("draw", "lyapunov", "rate", "saturated", "state_rate")},
+            "attractor": [memory.attractor_name(period) for period in per_draw("period_u")],
+            "v_attractor": [memory.attractor_name(period) for period in per_draw("period_v")],
+            "v_shift": [None if j < 0 else int(j) for j in per_draw("shift")],
+        }, nan_is_null=("rate", "saturated", "state_rate"))
     return out
 
 
-def settled_columns(per_draw: Dict[str, Optional[np.ndarray]], count: int) -> Dict[str, pa.Array]:
-    """The lyapunov table's columns of what each draw's trajectories settled on (null where the
-    shards were computed before these were measured)."""
-    nothing = np.full(count, np.nan)
-    state_rate, u, v, shift = (nothing if per_draw[name] is None else per_draw[name]
-                               for name in ("draw_state_rate", "draw_period_u", "draw_period_v", "draw_shift"))
-    return {"state_rate": pa.array(state_rate, pa.float64(), from_pandas=True),
-            "attractor": pa.array([memory.attractor_name(p) for p in u], pa.string()),
-            "v_attractor": pa.array([memory.attractor_name(p) for p in v], pa.string()),
-            "v_shift": pa.array([None if np.isnan(j) or j < 0 else int(j) for j in shift], pa.int32())}
-
-
-def per_l_rows(s: DrawRange, shard_tables: List[pa.Table], prefix: str, gain: float):
-    """A group's rows of a per-l table from the shard columns named ``prefix``..., and the
-    merged (histograms (L, N_BINS), draws (L,), distinct counts (L,)) they were read from."""
+def per_l_rows(s: DrawRange, tables: List[pa.Table], schema: pa.Schema, gain: float):
+    """A group's rows of a per-l table of ``schema`` from its shards' ``moments`` (or
+    ``state_moments``) tables, and the merged (histograms (L, N_BINS), draws (L,), distinct
+    counts (L,)) they were read from."""
     l_max = s.l_max
-    blocks = [_blocks(shard_tables, name, l_max) for name in ("block_n", f"{prefix}block_mean", f"{prefix}block_m2")]
-    n, mean, m2 = merge_moments(*blocks)
-    std = np.sqrt(m2 / np.maximum(n - 1, 1))
-    distinct = sum(t.column(f"{prefix}n_distinct").to_numpy() for t in shard_tables)
+    n, mean, m2 = moments.merge_tables(tables, l_max)
+    distinct = sum(t.column("n_distinct").to_numpy() for t in tables)
     hist = np.zeros((l_max, contract.N_BINS), np.int64)
-    for t in shard_tables:
-        lengths = t.column(f"{prefix}hist_bin").combine_chunks().value_lengths().to_numpy()
+    for t in tables:
+        lengths = t.column("hist_bin").combine_chunks().value_lengths().to_numpy()
         rows = np.repeat(np.arange(l_max), lengths)
-        np.add.at(hist, (rows, _values(t, f"{prefix}hist_bin")), _values(t, f"{prefix}hist_count"))
+        np.add.at(hist, (rows, _values(t, "hist_bin")), _values(t, "hist_count"))
     q = np.array([[contract.quantile(h, p) for p in (0.1, 0.5, 0.9)] for h in hist])
-
-    def const(value, type_):
-        return pa.array([value] * l_max, type_)
-
-    table = pa.table({
-        "cell": const(s.cell, pa.string()),
-        "init": const(s.init, pa.string()),
-        "k": const(s.k, pa.int32()),
-        "l": pa.array(np.arange(1, l_max + 1), pa.int32()),
-        "seed": const(s.seed, pa.int32()),
-        "dtype": const(s.dtype, pa.string()),
-        "n_draws": pa.array(n.astype(np.int64), pa.int64()),
-        "mean": pa.array(mean, pa.float64()),
-        "std": pa.array(std, pa.float64()),
-        "q10": pa.array(q[:, 0], pa.float64()),
-        "q50": pa.array(q[:, 1], pa.float64()),
-        "q90": pa.array(q[:, 2], pa.float64()),
-        "frac_distinct": pa.array(distinct / n, pa.float64()),
-        "threshold": const(s.threshold, pa.float64()),
-        "gain": const(gain, pa.float64()),
-    }, schema=SCHEMA if not prefix else STATE_SCHEMA)
+    table = contract.table(schema, l_max, {
+        "cell": s.cell, "init": s.init, "k": s.k, "l": np.arange(1, l_max + 1), "seed": s.seed, "dtype": s.dtype,
+        "n_draws": n.astype(np.int64), "mean": mean, "std": np.sqrt(m2 / np.maximum(n - 1, 1)),
+        "q10": q[:, 0], "q50": q[:, 1], "q90": q[:, 2], "frac_distinct": distinct / n,
+        "threshold": s.threshold, "gain": gain,
+    })
     return table, (hist, n, distinct)
-
-
-def _draws(tables: List[pa.Table], name: str) -> Optional[np.ndarray]:
-    """A per-draw list column (held by each shard's first row) of every shard, in draw order."""
-    if not all(name in t.column_names for t in tables):
-        return None
-    return np.concatenate([np.asarray(t.column(name)[0].as_py(), np.float64) for t in tables])
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).combine_chunks().flatten().to_numpy().astype(np.int64)
-
-
-def _blocks(tables: List[pa.Table], name: str, l_max: int) -> np.ndarray:
-    """A per-block list column of every shard as one (blocks, L) array, blocks in draw order."""
-    per_shard = [t.column(name).combine_chunks().flatten().to_numpy().reshape(l_max, -1) for t in tables]
-    return np.concatenate(per_shard, axis=1).T

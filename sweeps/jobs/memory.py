@@ -115,10 +115,8 @@ def phase_shift(final: np.ndarray, recent: np.ndarray) -> np.ndarray:
     return np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
 
 
-def attractor_name(p: float) -> Optional[str]:
-    """A period from :func:`period` in words: fixed, period-p, other (None where not measured)."""
-    if np.isnan(p):
-        return None
+def attractor_name(p: int) -> str:
+    """A period from :func:`period` in words: fixed, period-p, other."""
     return "fixed" if p == 1 else f"period-{int(p)}" if p > 1 else "other"
 
 

@@ -23,3 +23,15 @@ def merge_moments(ns: np.ndarray, means: np.ndarray, m2s: np.ndarray):
         m2 = m2 + m2b + delta**2 * (n * nb / total)
         n = total
     return n, mean, m2
+
+
+def merge_tables(tables, rows: int):
+    """(n, mean, M2), each (rows,), of shard tables (in draw order) holding per-block moments
+    as list columns ``block_n``, ``block_mean`` and ``block_m2`` of ``rows`` rows."""
+    return merge_moments(*(blocks(tables, name, rows) for name in ("block_n", "block_mean", "block_m2")))
+
+
+def blocks(tables, name: str, rows: int) -> np.ndarray:
+    """A per-block list column of every table as one (blocks, rows) array, blocks in table order."""
+    per_table = [t.column(name).combine_chunks().flatten().to_numpy().reshape(rows, -1) for t in tables]
+    return np.concatenate(per_table, axis=1).T

@@ -98,6 +98,7 @@ SCHEMA = contract.schema(KEY + [
                                 "LDA) telling 16 noisy runs after T from 16 after P at step l: 1/2 the outer "
                                 "symbol is lost, near 1 kept (null without noise)"),
 ])
+SHARD = contract.ShardFormat("task_memory", 1, {"task_memory": SCHEMA})     # a run's rows, as committed
 
 
 @register_job
@@ -107,6 +108,7 @@ class TaskMemory(Job):
     help = "memory of trained and initial networks on the task's inputs (a stage after training)"
     tables = ("task_memory",)
     schemas = {"task_memory": SCHEMA}
+    shard = SHARD
     after = ("training",)
     options = (
         Option("source", Directory(), "the training directory to read (default in a spec with a training "
@@ -136,10 +138,10 @@ class TaskMemory(Job):
         return groups
 
     def compute(self, runs: Sequence[Run], states) -> List[pa.Table]:
-        return [table(run) for run in runs]
+        return [SHARD.pack({"task_memory": table(run)}) for run in runs]
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-        return {"task_memory": shard_tables[0]}
+        return SHARD.unpack(shard_tables[0], self.tables)
 
 
 def measured(name: str, runs: pa.Table, weights: pa.Table, digests: Dict[str, str], strings: int,
@@ -230,20 +232,32 @@ def noisy(cell: cells.Cell, p: Dict[str, np.ndarray], strings: Sequence[str], no
     """(E, S, L): per string, ``REPEATS`` runs after B T and as many after B P, N(0, noise²)
     added to the state after every step (string i's noise from ``streams[i]``, an array
     (2 REPEATS, width) a step: T's repeats, then P's; the same for every member), and the
-    readout's held-out accuracy at each step."""
+    readout's held-out accuracy at each step (NaN past the string's end).
+
+    Most inner strings are short and a few long, so the runs step longest string first and
+    each step carries only the strings still running: a prefix of the batch."""
     n, length, r = len(strings), max(map(len, strings)), decodable.REPEATS
     e, k = p["O"].shape[0], p["O"].shape[-1]
     width = cell.memory * k
-    # String-major, (S, 2R): string i's R runs after T, then its R runs after P.
-    x = one_hot([f"B{a}{s}" for a in OUTER for s in strings])[:, [j // r * n + i for i in range(n) for j in range(2 * r)]]
-    kicks = noise * np.stack([g.standard_normal((2 + length, 2 * r, width)) for g in streams], 1)   # (T, S, 2R, w)
+    lengths = np.array([len(s) for s in strings])
+    order = np.argsort(-lengths, kind="stable")
+    # String-major, (S, 2R), longest first: string order[i]'s R runs after T, then its R after P.
+    x = one_hot([f"B{a}{strings[i]}" for a in OUTER for i in order])[:, [j // r * n + i for i in range(n)
+                                                                         for j in range(2 * r)]]
+    kicks = np.zeros((2 + length, n, 2 * r, width))
+    for i, at in enumerate(order):
+        kicks[: 2 + lengths[at], i] = noise * streams[at].standard_normal((2 + lengths[at], 2 * r, width))
+    running = (lengths[order][None, :] >= np.arange(1, length + 1)[:, None]).sum(1)     # (L,) strings at step l
     s = np.zeros((e, n * 2 * r, width))
-    h = np.empty((length, e, n, 2 * r, k))
+    acc = np.full((e, n, length), np.nan)
     for t in range(2 + length):
-        s = cell.step(p, x[t], s) + kicks[t].reshape(n * 2 * r, width)
+        m = n if t < 2 else running[t - 2]
+        s = cell.step(p, x[t, : m * 2 * r], s[:, : m * 2 * r]) + kicks[t, :m].reshape(m * 2 * r, width)
         if t >= 2:
-            h[t - 2] = cell.hidden(s).reshape(e, n, 2 * r, k)
-    return np.moveaxis(decodable.accuracy(h), 0, -1)
+            acc[:, :m, t - 2] = decodable.accuracy(cell.hidden(s).reshape(e, m, 2 * r, k))
+    out = np.empty_like(acc)
+    out[:, order] = acc
+    return out
 
 
 def quantile(ordered: np.ndarray, counts: np.ndarray, level: float) -> np.ndarray:
@@ -264,19 +278,10 @@ def rows(run: Run, stage: str, lengths: np.ndarray, m: Dict[str, np.ndarray]) ->
     def q(name, level):
         return quantile(np.sort(m[name], 0), reach, level)
 
-    def const(value, type_):
-        return pa.array([value] * length, type_)
-
-    key = dict(run.key)
-    columns = {c: const(key[c], t) for c, t, _ in KEY}
-    columns.update({
-        "stage": const(stage, pa.string()), "l": pa.array(np.arange(1, length + 1), pa.int32()),
-        "n_strings": pa.array(reach, pa.int32()), "strings": const(run.strings, pa.int32()),
-        "data_seed": const(run.data_seed, pa.int32()),
-        "distance_mean": pa.array(np.nanmean(m["distance"], 0), pa.float64()),
-        **{f"distance_q{int(100 * v)}": pa.array(q("distance", v), pa.float64()) for v in (0.1, 0.5, 0.9)},
-        **{f"lyapunov_q{int(100 * v)}": pa.array(q("lyapunov", v), pa.float64()) for v in (0.1, 0.5, 0.9)},
-        "noise": const(run.noise, pa.float64()),
-        "decodable": pa.array(np.nanmean(m["decodable"], 0) if run.noise else [None] * length, pa.float64()),
+    return contract.table(SCHEMA, length, {
+        **dict(run.key), "stage": stage, "l": np.arange(1, length + 1), "n_strings": reach, "strings": run.strings,
+        "data_seed": run.data_seed, "distance_mean": np.nanmean(m["distance"], 0),
+        **{f"distance_q{int(100 * v)}": q("distance", v) for v in (0.1, 0.5, 0.9)},
+        **{f"lyapunov_q{int(100 * v)}": q("lyapunov", v) for v in (0.1, 0.5, 0.9)},
+        "noise": run.noise, "decodable": np.nanmean(m["decodable"], 0) if run.noise else None,
     })
-    return pa.table(columns, schema=SCHEMA)

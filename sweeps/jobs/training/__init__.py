@@ -31,7 +31,7 @@ from .commands import COMMANDS
 from .ensemble import Ensemble, open_state
 from .protocols import LOSSES, OPTIMIZERS, ORDERS, PROTOCOLS
 from .run import DTYPES, Run, run_id
-from .tables import SCHEMAS, TABLES, unpack
+from .tables import SCHEMAS, SHARD, TABLES
 
 # Bounds on what one run may ask for: a model, a data set and a number of epochs far beyond
 # the paper's (k 18, 2000 strings, 1000 epochs) yet small enough to fit one worker's memory.
@@ -48,6 +48,7 @@ class Training(Job):
     help = "train vanilla/GRU models on (embedded) Reber grammars over many seeds"
     tables = TABLES
     schemas = SCHEMAS
+    shard = SHARD
     max_batch = 16                 # seeds of one configuration trained as one ensemble
     options = (
         Option("task", Choices(reber.TASKS), "reber, embedded-reber or both (comma-separated)"),
@@ -134,7 +135,7 @@ class Training(Job):
                         }
                         recipe = protocol.recipe(optimizer, loss, batch_size, order)
                         for seed in s.seeds:
-                            rid = run_id(task, cell, k, recipe, seed, lag)
+                            rid = run_id(task, cell, k, recipe, seed, lag, s.init)
                             run = Run(task, cell, k, name, seed=seed, checkpoint_s=s.checkpoint_s,
                                       **{**settings, "lag": lag})
                             groups.append(Group(self.name, rid, settings, (Shard(self.name, rid, run),), self.tables))
@@ -169,7 +170,7 @@ class Training(Job):
                 for i, m in enumerate(ens.members)]
 
     def finalize(self, group: Group, shard_tables: List[pa.Table]) -> Dict[str, pa.Table]:
-        return unpack(shard_tables[0])
+        return SHARD.unpack(shard_tables[0], TABLES)
 
     def check_checkpoint(self, state: bytes, run: Run) -> None:
         open_state(state, run)

@@ -31,7 +31,7 @@ from . import checkpoint, engines, gradients, models, probes, reber
 from .evaluation import scores
 from .protocols import LOSSES, OPTIMIZERS, PROTOCOLS
 from .run import DTYPES, Run, run_id
-from .tables import KEY, MEASURES, SCHEMAS, pack
+from .tables import KEY, MEASURES, SCHEMAS, SHARD
 
 SELECT_BY = ("string_accuracy", "outer_accuracy", "step_accuracy")   # validation scores, compared in this order
 # A member's bookkeeping, as its checkpoint's JSON holds it (Ensemble._fresh).
@@ -180,7 +180,7 @@ class Ensemble:
         probed = [probes.probe_rows(self.cell, self._torch_params(i), self.config.task)[0] for i in idx]
         self._charge(idx, time.perf_counter() - t0)
         _, wrong, first = per_set["test"]
-        return [pack(self._tables(i, {name: {key: float(v[j]) for key, v in s.items()} for name, s in sets.items()},
+        return [SHARD.pack(self._tables(i, {name: {key: float(v[j]) for key, v in s.items()} for name, s in sets.items()},
                                   wrong[j], first[j], trained[j], probed[j]))
                 for j, i in enumerate(idx)]
 
@@ -188,7 +188,7 @@ class Ensemble:
                 trained: List[Dict], probe_rows: List[Dict]) -> Dict[str, pa.Table]:
         c, m = self.config, self.members[i]
         recipe = self.protocol.recipe(c.optimizer, c.loss, c.batch_size, c.order)
-        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i], c.lag), "task": c.task,
+        key = {"run_id": run_id(c.task, c.cell, c.k, recipe, self.seeds[i], c.lag, c.init), "task": c.task,
                "cell": c.cell, "k": c.k, "protocol": c.protocol, "recipe": recipe,
                "optimizer": c.optimizer, "loss": c.loss, "seed": self.seeds[i]}
         floor, floor_guess = reber.loss_floors(self.data["train"], c.loss, self.embedded)

@@ -39,8 +39,11 @@ class Run:
     sampling: str = "disjoint"      # how the sets are drawn (reber.SAMPLINGS)
 
 
-def run_id(task: str, cell: str, k: int, recipe: str, seed: int, lag: Optional[Tuple[int, int]] = None) -> str:
-    """``<task>-<cell>-k<k>-<recipe>[-lag<lo>-<hi>]-seed<seed>``; the recipe (``Protocol.recipe``)
-    is the protocol and the ingredients that differ from its own, e.g. ``paper+adam+cross-entropy``;
-    the lag range appears when the run sets one."""
-    return f"{task}-{cell}-k{k}-{recipe}{f'-lag{lag[0]}-{lag[1]}' if lag else ''}-seed{seed}"
+def run_id(task: str, cell: str, k: int, recipe: str, seed: int, lag: Optional[Tuple[int, int]] = None,
+           init: str = "normal") -> str:
+    """``<task>-<cell>-k<k>-<recipe>[-lag<lo>-<hi>][-<init>]-seed<seed>``; the recipe
+    (``Protocol.recipe``) is the protocol and the ingredients that differ from its own, e.g.
+    ``paper+adam+cross-entropy``; the lag range appears when the run sets one, the initial draws
+    when they are not the paper's N(0,1) (``gain:2`` as ``gain2``: one sweep may train several)."""
+    draws = "" if init == "normal" else "-" + init.replace(":", "")
+    return f"{task}-{cell}-k{k}-{recipe}{f'-lag{lag[0]}-{lag[1]}' if lag else ''}{draws}-seed{seed}"

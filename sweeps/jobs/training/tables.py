@@ -1,17 +1,14 @@
-"""The training job's tables, their columns documented once, and a run's shard format.
+"""The training job's tables, their columns documented once, and a run's shard format (:data:`SHARD`).
 
 One file per run under ``OUT/<table>/<run_id>.parquet``; ``lksweep schema --tables`` prints
 these columns with their documentation, which every file also carries.
 """
-import io
-from typing import Dict
-
 import pyarrow as pa
 
 from ... import contract
 
 KEY = [
-    ("run_id", pa.string(), "<task>-<cell>-k<k>-<recipe>-seed<seed>"),
+    ("run_id", pa.string(), "<task>-<cell>-k<k>-<recipe>[-lag<lo>-<hi>][-<init>]-seed<seed>"),
     ("task", pa.string(), "reber or embedded-reber"),
     ("cell", pa.string(), "the cell's registry name"),
     ("k", pa.int32(), "hidden units"),
@@ -160,17 +157,6 @@ SCHEMAS = {"runs": RUNS, "epochs": EPOCHS, "gradients": GRADIENTS, "probes": PRO
 TABLES = tuple(SCHEMAS)
 
 
-def pack(tables: Dict[str, pa.Table]) -> pa.Table:
-    """A run's tables as one shard table: one row per table, its Arrow IPC stream."""
-    blobs = []
-    for name in TABLES:
-        sink = io.BytesIO()
-        with pa.ipc.new_stream(sink, tables[name].schema) as writer:
-            writer.write_table(tables[name])
-        blobs.append(sink.getvalue())
-    return pa.table({"table": pa.array(TABLES), "ipc": pa.array(blobs, pa.binary())})
-
-
-def unpack(shard_table: pa.Table) -> Dict[str, pa.Table]:
-    return {name: pa.ipc.open_stream(blob.as_py()).read_all()
-            for name, blob in zip(shard_table.column("table").to_pylist(), shard_table.column("ipc"))}
+# A run's shard: its six tables, one row each (the layout this module's pack wrote before the
+# format was declared, so a run's shard and its id are unchanged).
+SHARD = contract.ShardFormat("training", 1, SCHEMAS)
