@@ -1,5 +1,5 @@
 """The report's section "From memory at initialisation to what training learns": the trainability
-map (``analysis.trainability``), claim 5 judged on it (``analysis.claims.MAP_CLAIM``), and what
+map (``analysis.trainability``), claim 5, judged on it with the paper's claims (``analysis.claims.MAP_CLAIM``), and what
 training does to memory on the task's own inputs (the ``task_memory`` table, initial against
 trained model of the same run).
 
@@ -114,7 +114,6 @@ def success_table(d: pd.DataFrame) -> pd.DataFrame:
 @section(SECTION, "From memory at initialisation to what training learns")
 def trainability(t: Tables) -> Section:
     d = lag_runs(t)
-    judged = MAP_CLAIM(t)
     share = constant_share(d, _optional(t, "lengths"))
     span = f"{share.min():.0%}" if share.min() == share.max() else f"{share.min():.0%} to {share.max():.0%}"
     baseline = (f"The best constant prediction of the outer symbol scores {span} on these runs' test sets, far "
@@ -130,11 +129,12 @@ def trainability(t: Tables) -> Section:
         "initialisation: the time constant of D (-1/its decay rate; inf where D does not decay), the median largest "
         "Lyapunov exponent (> 0: chaos, where D stays large without remembering) and the lag at which decodable "
         f"(the held-out readout of the first symbol under noise) falls to {DECODED:g}. " + baseline,
-        f"Claim {judged.number} (beyond the paper): {judged.statement} Rule: {judged.rule}",
+        f"Claim {MAP_CLAIM.number} (beyond the paper), judged with the paper's claims above on these tables: "
+        f"{MAP_CLAIM.statement}",
         "What the claim's numbers can say: a rank correlation over a few (cell, width, init) points describes these "
         "cells and weight scales under this recipe and budget. It does not show that the memory at initialisation "
         "causes what training learns: the cells differ in more than their memory."],
-        findings=list(judged.findings), tables=[success_table(d)])
+        tables=[success_table(d)])
     tm = _optional(t, "task_memory")
     if tm is None:
         s.paragraphs.append("What training does to memory: no task_memory table in this directory.")
