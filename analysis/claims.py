@@ -558,5 +558,6 @@ CLAIMS = {c.number: c for c in (
 
 
 def judge(tables) -> List[Judged]:
-    """Every claim (the paper's four, and claim 5 beyond it) against an output directory's tables (``analysis.registry.Tables``)."""
+    """Every claim (the paper's four, and claim 5 beyond it) against an output directory's tables
+    (``analysis.registry.Tables``)."""
     return [claim(tables) for claim in CLAIMS.values()]
