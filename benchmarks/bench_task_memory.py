@@ -6,7 +6,7 @@
 For each cell: an ensemble of seeds trained on embedded Reber strings with the adam protocol
 (the training job's own compute, checkpoints fed back, one thread, as in a Ray worker), then
 the ``task_memory`` shard of each run at its defaults (64 inner strings, both stages) without
-and with ``--noise``, measured on the same machine in the same process. Target (issue 16):
+and with ``--noise``, measured on the same machine in the same process. Target:
 the stage costs at most a tenth of the training stage's time. Without ``--quick`` the runs
 train at the adam protocol's defaults (2000 strings, its stopping rule); ``--quick`` trains 30
 epochs on 300 strings. The stage's cost does not depend on how long the runs trained, so the

@@ -1,4 +1,4 @@
-"""Where the time of a trainability run goes, and issue 16's two cost targets, printed as a
+"""Where the time of a trainability run goes, and its two cost targets, printed as a
 table (run on demand, after the sweep):
 
     lksweep run trainability --out DIR
