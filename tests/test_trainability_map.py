@@ -217,6 +217,9 @@ def test_section_and_figures_from_fixture_tables(map_dir):
     judged = C.MAP_CLAIM(t)
     assert [f.scope for f in judged.findings] == ["recipe adam"] and judged.findings[0].verdict in C.Verdict
     assert "does not show that the memory at initialisation causes" in " ".join(s.paragraphs)
+    departures = next(p for p in s.paragraphs if p.startswith("Departures from the paper"))
+    runs = t.get("runs")
+    assert f"at most {runs['max_epochs'].max()} epochs of {runs['n_train'].max()} training strings" in departures
     rates = s.tables[0].set_index(["cell", "k", "init"])
     assert rates.loc[("vanilla", 6, "normal"), "lag 5-8"] == "5/6 [44%, 97%]"     # thresholds 6 to 12 around L50 9
     assert rates.loc[("gru", 4, "gain:2"), "lag 30-36"].startswith("6/6 [")       # L50 45: beyond every lag
