@@ -7,13 +7,13 @@ The section is absent where the tables hold no embedded-Reber run with a lag ran
 the paper's jobs).
 """
 import math
-from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from .claims import MAP_CLAIM, REACH
 from .registry import Section, Skip, Tables, section
+from .sec_training import _optional
 from .success import OUTER_SUCCESS, constant_share, flag_runs
 from .trainability import DECODED, LEVEL, map_runs, success_by_lag
 
@@ -21,13 +21,6 @@ SECTION = "trainability"
 MEASURES = {"decodable": "decodable", "distance_q50": "median ||h_T - h_P||",
             "lyapunov_q50": "finite-time exponent (median over strings)"}
 BOOT_RUNS = 2000      # bootstrap replicates of a median paired difference over runs
-
-
-def _optional(t: Tables, table: str) -> Optional[pd.DataFrame]:
-    try:
-        return t.get(table)
-    except Skip:
-        return None
 
 
 def lag_runs(t: Tables) -> pd.DataFrame:

@@ -314,11 +314,5 @@ def correlation(points: pd.DataFrame, against: str = "tau") -> Dict[str, float]:
 MIN_POINTS = 4        # fewer (cell, k, init) points give no rank correlation worth a verdict
 
 
-def success_text(rates: pd.DataFrame) -> str:
-    """'lag 5-8: 4/4, ...' for one point's rows of :func:`success_by_lag`."""
-    return ", ".join(f"{int(r.lag_min)}-{int(r.lag_max)}: {int(r.successes)}/{int(r.n)}"
-                     for r in rates.sort_values("lag").itertuples())
-
-
 __all__ = ["OUTER_SUCCESS", "map_runs", "success_by_lag", "fit", "l50", "bootstrap_l50", "interval", "ranks",
            "spearman", "decodable_lag", "initial_memory", "trainability_map", "correlation"]

@@ -51,7 +51,8 @@ class Committer:
         for g in groups:
             self.store.delete(self.store.shard_dir(g.job, g.name))
             self.gone |= {e.path for e in cat.shards.get(g.job, {}).get(g.name, {}).values()}
-            self.checkpoints = {(group, sid) for group, sid in self.checkpoints if group != g.name}
+        names = {g.name for g in groups}
+        self.checkpoints = {(group, sid) for group, sid in self.checkpoints if group not in names}
 
     def set_aside(self, path: str, why: str) -> None:
         """Move the damaged file ``path`` under ``OUT/_damaged/`` and say so."""

@@ -157,6 +157,6 @@ SCHEMAS = {"runs": RUNS, "epochs": EPOCHS, "gradients": GRADIENTS, "probes": PRO
 TABLES = tuple(SCHEMAS)
 
 
-# A run's shard: its six tables, one row each (the layout this module's pack wrote before the
+# A run's shard: its six tables, one row each (format 1: the layout runs' shards had before the
 # format was declared, so a run's shard and its id are unchanged).
 SHARD = contract.ShardFormat("training", 1, SCHEMAS)
