@@ -1,6 +1,7 @@
 """Cluster runs: the launcher config, a loopback cluster losing a worker node, and results
 written to an S3-compatible object store started on 127.0.0.1."""
 import os
+from collections import Counter
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -51,7 +52,11 @@ def test_losing_a_worker_node_mid_sweep_changes_nothing(tmp_path, cli):
     finally:
         cluster.shutdown()
     files = launcher.shard_files(out)
-    assert len(files) == len({f.name for f in files}) == 60
+    assert len(files) == len({f.name for f in files})                   # every shard landed once
+    # A group whose pending shards all fit one task is merged in that task and keeps no shard
+    # files (how tasks are packed depends on timing); a group split over tasks keeps all 30.
+    per_group = Counter(f.parent.name for f in files)
+    assert per_group and set(per_group.values()) == {30}, per_group
     single = tmp_path / "single"
     assert cli(*SWEEP, "--out", single)[0] == 0
     pd.testing.assert_frame_equal(pd.read_parquet(out / "discrepancy"), pd.read_parquet(single / "discrepancy"),
